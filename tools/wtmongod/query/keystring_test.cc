@@ -57,7 +57,10 @@ void AppendRandom(bson_t* out, const char* key, std::mt19937_64& rng, int depth)
       bson_append_int32(out, key, -1, static_cast<int32_t>(rng() % 21) - 10);
       break;
     case 1:
-      bson_append_int64(out, key, -1, kInts[pick(std::size(kInts))] + (pick(3) - 1));
+      // +-1 around the interesting values, wrapping at the ends.
+      bson_append_int64(out, key, -1,
+                        static_cast<int64_t>(static_cast<uint64_t>(kInts[pick(std::size(kInts))]) +
+                                             static_cast<uint64_t>(pick(3) - 1)));
       break;
     case 2:
       bson_append_int64(out, key, -1, static_cast<int64_t>(rng()));

@@ -28,7 +28,10 @@ std::vector<Doc> BackupCursors::ListFiles(WT_CURSOR* c) {
   while ((ret = c->next(c)) == 0) {
     const char* name;
     c->get_key(c, &name);
-    std::filesystem::path p = (dbpath / name).lexically_normal();
+    // WiredTiger names journal files without their directory (log=(path=journal)).
+    std::string n = name;
+    std::filesystem::path p = (n.rfind("WiredTigerLog.", 0) == 0 ? dbpath / "journal" / n : dbpath / n)
+                                  .lexically_normal();
     struct stat st;
     int64_t size = 0;
     if (stat(p.c_str(), &st) == 0) size = st.st_size;

@@ -109,11 +109,13 @@ std::string DupKeyMessage(const Collection& c, const IndexDesc& idx, const bson_
   if (!keys.empty() && bson_iter_init(&it, idx.key.get())) {
     while (bson_iter_next(&it) && i < keys[0].size()) {
       if (i) dup += ", ";
+      // mongod prints the field name unquoted ("{ a: 1 }"), so render only the value as JSON:
+      // with an empty key ToJson gives `{ "" : <value> }`.
       bson_t tmp = BSON_INITIALIZER;
-      bson_append_value(&tmp, bson_iter_key(&it), -1, &keys[0][i].get());
+      bson_append_value(&tmp, "", 0, &keys[0][i].get());
       std::string j = ToJson(&tmp);
       bson_destroy(&tmp);
-      dup += j.substr(2, j.size() - 4);
+      dup += std::string(bson_iter_key(&it)) + ": " + j.substr(7, j.size() - 9);
       ++i;
     }
   }

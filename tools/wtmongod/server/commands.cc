@@ -417,7 +417,13 @@ Doc CmdGetParameter(Node& node, const wire::Request& req, const bson_t* cmd) {
       BSON_APPEND_UTF8(&f, "version", "6.0");
       bson_append_document_end(r, &f);
     } else if (node.options().set_parameters.count(k)) {
-      BSON_APPEND_UTF8(r, k.c_str(), node.options().set_parameters.at(k).c_str());
+      // Typed like mongod's reply (cursorTimeoutMillis: NumberLong, ttlMonitorEnabled: bool),
+      // not the string the command line gave; the values were validated at startup.
+      if (ParameterIsBool(k)) {
+        BSON_APPEND_BOOL(r, k.c_str(), ParameterBool(node.options(), k, false));
+      } else {
+        BSON_APPEND_INT64(r, k.c_str(), ParameterInt(node.options(), k, 0));
+      }
     } else if (!all) {
       bson_destroy(r);
       throw MongoError(ErrorCode::kInvalidOptions, "no option found to get");

@@ -177,10 +177,12 @@ void Node::ReplicationRecovery() {
   if (truncate_after) {
     if (stable > truncate_after) {
       throw storage::StorageError(
-          "cannot truncate the oplog after " + std::to_string(TsSecs(truncate_after)) + ":" +
-          std::to_string(TsInc(truncate_after)) +
-          ": the data files' stable checkpoint is later (" + std::to_string(TsSecs(stable)) +
-          ":" + std::to_string(TsInc(stable)) + "), so those writes cannot be undone");
+          "local.replset.oplogTruncateAfterPoint is Timestamp(" +
+          std::to_string(TsSecs(truncate_after)) + ", " + std::to_string(TsInc(truncate_after)) +
+          "), before the data files' stable checkpoint Timestamp(" + std::to_string(TsSecs(stable)) +
+          ", " + std::to_string(TsInc(stable)) +
+          "): writes after the point are already in the data and cannot be undone; use a "
+          "truncate point at or after the checkpoint");
     }
     std::lock_guard<std::mutex> l(write_mu_);
     storage::Txn txn(*engine_);

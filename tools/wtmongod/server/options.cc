@@ -673,6 +673,12 @@ bool ParameterBool(const ServerOptions& opts, const std::string& name, bool dflt
   return *v;
 }
 
+bool ParameterIsBool(const std::string& name) {
+  for (const ParamSpec& p : Params())
+    if (name == p.name) return p.is_bool;
+  return false;
+}
+
 int64_t ParameterInt(const ServerOptions& opts, const std::string& name, int64_t dflt) {
   auto it = opts.set_parameters.find(name);
   if (it == opts.set_parameters.end()) return dflt;

@@ -70,6 +70,9 @@ bool ParameterBool(const ServerOptions& opts, const std::string& name, bool dflt
 // A setParameter as an integer; `dflt` when it was not set.
 // Throws MongoError(kBadValue) when the stored value is not an integer.
 int64_t ParameterInt(const ServerOptions& opts, const std::string& name, int64_t dflt);
+// True when `name` is an accepted setParameter whose values are bools (the others are integers).
+// getParameter uses it to report a set value with its type, as mongod does (not as the string).
+bool ParameterIsBool(const std::string& name);
 
 // The --version text: "db version v<kServerVersion>\nBuild Info: {...}\n".
 std::string VersionText();

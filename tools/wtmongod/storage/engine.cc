@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <regex>
 #include <sstream>
 
 #include "common/log.h"
@@ -27,11 +28,15 @@ namespace {
 // WiredTiger's messages go to our log; the last error is kept to explain a failed open.
 std::mutex g_wt_err_mu;
 std::string g_wt_last_error;
+// The first error since OpenWiredTiger began: a failed open reports its root cause (say, a
+// checksum error in WiredTiger.wt), not the "library panic" WiredTiger logs last.
+std::string g_wt_first_error;
 
 int HandleError(WT_EVENT_HANDLER*, WT_SESSION*, int error, const char* message) {
   {
     std::lock_guard<std::mutex> l(g_wt_err_mu);
     g_wt_last_error = message ? message : "";
+    if (g_wt_first_error.empty()) g_wt_first_error = g_wt_last_error;
   }
   wtm::Log(Severity::kError, "WT", "WiredTiger error",
            "{\"error\":" + std::to_string(error) + ",\"message\":" + JsonQuote(message ? message : "") +
@@ -130,12 +135,21 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& options) {
   e->LockDbpath();
   e->CheckStorageBson();
   e->OpenWiredTiger();
+  // Only a dbpath WiredTiger accepted gets storage.bson: a failed first start (say, a missing
+  // key file) must not pin options the user then corrects.
+  if (e->write_storage_bson_) e->WriteStorageBson();
+  e->opened_ = true;
   return e;
 }
 
 void Engine::LockDbpath() {
   fs::path lock = fs::path(options_.dbpath) / "mongod.lock";
-  lock_fd_ = open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  lock_fd_ = open(lock.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (lock_fd_ >= 0) {
+    created_lock_file_ = true;
+  } else if (errno == EEXIST) {
+    lock_fd_ = open(lock.c_str(), O_RDWR | O_CLOEXEC);
+  }
   if (lock_fd_ < 0) {
     throw StorageError("Unable to create/open the lock file: " + lock.string() + " (" +
                        strerror(errno) + "). Ensure the user executing mongod is the owner of "
@@ -145,6 +159,7 @@ void Engine::LockDbpath() {
     int err = errno;
     close(lock_fd_);
     lock_fd_ = -1;
+    created_lock_file_ = false;  // another process holds it now
     throw StorageError("Unable to lock the lock file: " + lock.string() + " (" + strerror(err) +
                        "). Another mongod instance is already running on the " + options_.dbpath +
                        " directory");
@@ -225,6 +240,12 @@ void Engine::CheckStorageBson() {
                          "dbpath. Restore it from a backup or use an empty directory");
     }
   }
+  write_storage_bson_ = true;
+}
+
+void Engine::WriteStorageBson() {
+  fs::path dbpath(options_.dbpath);
+  fs::path sb = dbpath / "storage.bson";
   bson_t b = BSON_INITIALIZER;
   bson_t storage, opts;
   BSON_APPEND_DOCUMENT_BEGIN(&b, "storage", &storage);
@@ -292,13 +313,20 @@ void Engine::OpenWiredTiger() {
                     "close_handle_minimum=250),statistics_log=(wait=0),"
                     "verbose=[recovery_progress,checkpoint_progress]," +
                     ExtensionsConfig() + "," + ConnectionEncryptionConfig(options_.enable_encryption);
+  {
+    std::lock_guard<std::mutex> l(g_wt_err_mu);
+    g_wt_first_error.clear();
+  }
   int ret = wiredtiger_open(options_.dbpath.c_str(), &g_event_handler, cfg.c_str(), &conn_);
   if (ret != 0) {
     conn_ = nullptr;
     std::string why = LastEncryptionError();
     if (why.empty()) {
       std::lock_guard<std::mutex> l(g_wt_err_mu);
-      why = g_wt_last_error.empty() ? wiredtiger_strerror(ret) : g_wt_last_error;
+      why = g_wt_first_error.empty() ? wiredtiger_strerror(ret) : g_wt_first_error;
+      // Drop WiredTiger's "[time][pid:tid], file:X, connection: __function, line: " prefix.
+      static const std::regex kPrefix(R"(^\[[^\]]*\]\[[^\]]*\].*?: __\w+, \d+: )");
+      why = std::regex_replace(why, kPrefix, "");
     }
     throw StorageError("cannot open the WiredTiger data files in " + options_.dbpath + ": " + why);
   }
@@ -344,6 +372,8 @@ void Engine::Shutdown(bool unstable_checkpoint) {
   }
   if (lock_fd_ >= 0) {
     if (ftruncate(lock_fd_, 0) == 0) fsync(lock_fd_);
+    // Unlinked while still locked, so no other process can take it in between.
+    if (!opened_ && created_lock_file_) unlink((fs::path(options_.dbpath) / "mongod.lock").c_str());
     flock(lock_fd_, LOCK_UN);
     close(lock_fd_);
     lock_fd_ = -1;

@@ -129,6 +129,7 @@ class Engine {
   void OpenWiredTiger();
   void LockDbpath();
   void CheckStorageBson();
+  void WriteStorageBson();
   void CheckpointLoop();
   void JournalFlushLoop();
   void ProcessDrops(WT_SESSION* s);
@@ -137,6 +138,11 @@ class Engine {
   WT_CONNECTION* conn_ = nullptr;
   int lock_fd_ = -1;
   bool unclean_start_ = false;
+  // A refused start must leave the dbpath as it found it: mongod.lock is removed again when this
+  // process created it and Open() failed; storage.bson is written only once WiredTiger is open.
+  bool created_lock_file_ = false;
+  bool opened_ = false;
+  bool write_storage_bson_ = false;
   bool shut_down_ = false;
   uint64_t recovery_ts_ = 0;
   std::atomic<uint64_t> stable_ts_{0};
