@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs every Debian package the project needs (idempotent) and builds into build/.
-# Usage: scripts/setup.sh            (install + configure + build)
+# Usage: scripts/setup.sh                  (install + configure + build)
 #        SKIP_INSTALL=1 scripts/setup.sh   (build only)
+#        SKIP_BUILD=1 scripts/setup.sh     (install only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(
-  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  build-essential cmake ninja-build pkg-config
   libwiredtiger-dev wiredtiger libmongoc-dev libbson-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libcurl4-openssl-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev libdeflate-dev
@@ -27,5 +28,6 @@ if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
   fi
 fi
 
+[[ "${SKIP_BUILD:-0}" == 1 ]] && exit 0
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
 cmake --build build -j"$(nproc)"

@@ -369,6 +369,31 @@ class StartupErrorTest(StorageTestBase):
         self.refused(self.plain, ["--wiredTigerDirectoryForIndexes"], r"directoryForIndexes")
         self.check_usable(self.plain, [])
 
+    def test_refused_start_after_crash(self):
+        """A node killed before its first periodic checkpoint: a start with the other encryption
+        setting is still refused, and mongod.lock still holding the dead pid (how the next start
+        knows to recover) is left as it was, like everything else."""
+        other = os.path.join(self.tmp, "otherkey2")
+        make_keyfile(other)
+        cases = (("crashed-plain", [], [(enc_args(self.key), r"(?i)not encrypted")]),
+                 ("crashed-enc", enc_args(self.key),
+                  [([], r"(?i)encrypted.*--enableEncryption"),
+                   (enc_args(other), r"(?i)different key"),
+                   (enc_args(self.key, "AES256-GCM"), r"AES256-CBC.*AES256-GCM")]))
+        for name, args, refusals in cases:
+            crashed = os.path.join(self.tmp, name)
+            m = self.start(crashed, args)
+            m.client().appdb.items.insert_many([{"_id": i} for i in range(10)])
+            m.kill()
+            with open(os.path.join(crashed, "mongod.lock")) as f:
+                self.assertEqual(f.read().strip(), str(m.proc.pid))
+            for bad_args, pattern in refusals:
+                self.refused(crashed, bad_args, pattern)
+            m = self.start(crashed, args)
+            self.assertIn("Detected unclean shutdown", m.log())
+            self.assertEqual(m.client().appdb.items.count_documents({}), 10)
+            self.assertEqual(m.stop(), 0)
+
     def test_foreign_dbpaths(self):
         other_engine = os.path.join(self.tmp, "mmap")
         shutil.copytree(self.plain, other_engine)

@@ -500,8 +500,8 @@ CollectionPtr Catalog::Create(Txn& txn, const std::string& ns, const bson_t* opt
   c->next_rid = std::make_shared<std::atomic<int64_t>>(1);
   c->num_records = std::make_shared<std::atomic<int64_t>>(0);
   c->data_size = std::make_shared<std::atomic<int64_t>>(0);
-  if (!c->capped || true) {
-    // mongod gives capped collections an _id index too (since 4.0); the oplog has none.
+  {
+    // Every collection but the oplog gets an _id index (capped ones too, as since mongod 4.0).
     if (!c->oplog) {
       IndexDesc idx;
       idx.name = "_id_";

@@ -34,7 +34,6 @@ using Handler = std::function<Doc(Node&, const wire::Request&, const bson_t*)>;
 
 std::function<size_t()> g_connections;
 std::function<void()> g_request_shutdown;
-const wire::Connection* t_conn = nullptr;
 thread_local const wire::Connection* tl_conn = nullptr;
 
 // ---- small BSON helpers ----
@@ -1146,7 +1145,6 @@ Doc CmdAggregate(Node& node, const wire::Request& req, const bson_t* cmd) {
   if (!collectionless) {
     auto c = node.catalog().Get(ns);
     if (c) {
-      query::Matcher m(pl.leading_match());
       ScanSource src(node, ns, std::make_shared<query::Matcher>(pl.leading_match()), nullptr,
                      INT64_MIN, false, 0, 0);
       results = pl.Run([&](Doc* out) { return src(out); });

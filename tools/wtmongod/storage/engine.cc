@@ -7,6 +7,7 @@
 
 #include <bson/bson.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -137,7 +138,14 @@ std::unique_ptr<Engine> Engine::Open(const EngineOptions& options) {
   e->OpenWiredTiger();
   // Only a dbpath WiredTiger accepted gets storage.bson: a failed first start (say, a missing
   // key file) must not pin options the user then corrects.
-  if (e->write_storage_bson_) e->WriteStorageBson();
+  if (e->write_storage_bson_) {
+    // A new dbpath: checkpoint at once so that WiredTiger.wt holds a block showing whether the
+    // files are encrypted. Otherwise a node killed before its first periodic checkpoint leaves
+    // no such block, CheckDbpathEncryption cannot tell, and a restart with the other encryption
+    // setting would be let in.
+    e->Checkpoint(true);
+    e->WriteStorageBson();
+  }
   e->opened_ = true;
   return e;
 }
@@ -166,6 +174,10 @@ void Engine::LockDbpath() {
   }
   struct stat st;
   if (fstat(lock_fd_, &st) == 0 && st.st_size > 0) {
+    // Kept to put back if this start is refused: a dead process's pid marks an unclean shutdown.
+    lock_original_.resize(std::min<off_t>(st.st_size, 4096));
+    ssize_t n = pread(lock_fd_, lock_original_.data(), lock_original_.size(), 0);
+    lock_original_.resize(n > 0 ? static_cast<size_t>(n) : 0);
     unclean_start_ = true;
     Log(Severity::kWarning, "STORAGE",
         "Detected unclean shutdown - Lock file is not empty",
@@ -371,8 +383,15 @@ void Engine::Shutdown(bool unstable_checkpoint) {
     Log(Severity::kInfo, "STORAGE", "WiredTiger closed", "{}");
   }
   if (lock_fd_ >= 0) {
-    if (ftruncate(lock_fd_, 0) == 0) fsync(lock_fd_);
-    // Unlinked while still locked, so no other process can take it in between.
+    if (ftruncate(lock_fd_, 0) == 0) {
+      // A refused start restores what it found; unlinked while still locked, so no other process
+      // can take it in between.
+      if (!opened_ && !lock_original_.empty()) {
+        ssize_t n = pwrite(lock_fd_, lock_original_.data(), lock_original_.size(), 0);
+        (void)n;
+      }
+      fsync(lock_fd_);
+    }
     if (!opened_ && created_lock_file_) unlink((fs::path(options_.dbpath) / "mongod.lock").c_str());
     flock(lock_fd_, LOCK_UN);
     close(lock_fd_);

@@ -141,6 +141,7 @@ class Engine {
   // A refused start must leave the dbpath as it found it: mongod.lock is removed again when this
   // process created it and Open() failed; storage.bson is written only once WiredTiger is open.
   bool created_lock_file_ = false;
+  std::string lock_original_;  // mongod.lock's content when this process found it
   bool opened_ = false;
   bool write_storage_bson_ = false;
   bool shut_down_ = false;
