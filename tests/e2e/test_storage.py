@@ -383,7 +383,8 @@ class StartupErrorTest(StorageTestBase):
         for name, args, refusals in cases:
             crashed = os.path.join(self.tmp, name)
             m = self.start(crashed, args)
-            m.client().appdb.items.insert_many([{"_id": i} for i in range(10)])
+            m.client().appdb.get_collection("items", write_concern=WriteConcern(j=True)) \
+                .insert_many([{"_id": i} for i in range(10)])
             m.kill()
             with open(os.path.join(crashed, "mongod.lock")) as f:
                 self.assertEqual(f.read().strip(), str(m.proc.pid))

@@ -1,0 +1,26 @@
+// pbm-agent: runs beside one mongod (same pod, same data volume). Heartbeats into the control
+// plane, polls the command queue, takes the replset lock and runs backups (and, later,
+// restores) on its own node.
+#pragma once
+
+#include <atomic>
+#include <string>
+
+namespace pbm::agent {
+
+struct AgentOptions {
+  std::string mongodb_uri;        // the node beside it (directConnection)
+  std::string mongod_path;        // its own mongod binary (restores): flag, else PATH, else wtmongod
+  std::string encryption_key_file;  // where the node's key file is mounted ("" = the node's path)
+  int parallel = 4;               // files copied at once
+  int poll_ms = 1000;
+  int heartbeat_secs = 5;
+  // A primary waits this long before competing for a backup so a healthy secondary takes it.
+  int primary_grace_secs = 5;
+};
+
+// Runs until `stop` becomes true. Throws only for bad options; connection trouble is logged
+// and retried.
+void RunAgent(const AgentOptions& opts, const std::atomic<bool>& stop);
+
+}  // namespace pbm::agent

@@ -1,0 +1,48 @@
+// pbm-agent: the backup agent beside each mongod.
+#include <CLI/CLI.hpp>
+#include <signal.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <iostream>
+#include <thread>
+
+#include "agent/agent.h"
+#include "common/error.h"
+#include "control/connect.h"
+
+namespace {
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"pbm-agent: runs backups and restores of the mongod beside it"};
+  pbm::agent::AgentOptions o;
+  std::string uri;
+  app.add_option("--mongodb-uri", uri, "connection to the node beside the agent (or PBM_MONGODB_URI)");
+  app.add_option("--mongod-path", o.mongod_path, "mongod binary for restores (default: mongod on PATH)");
+  app.add_option("--encryption-key-file", o.encryption_key_file,
+                 "the node's encryption key file as mounted in the agent (default: the node's path)");
+  app.add_option("--parallel", o.parallel, "files copied at once")->check(CLI::Range(1, 64));
+  app.add_option("--primary-grace", o.primary_grace_secs,
+                 "seconds a primary's agent waits before taking a backup a secondary could take")
+      ->check(CLI::Range(0, 600));
+  CLI11_PARSE(app, argc, argv);
+  try {
+    o.mongodb_uri = pbm::control::ResolveMongoUri(uri);
+  } catch (const pbm::Error& e) {
+    std::cerr << "Error: " << e.what() << std::endl;
+    return 1;
+  }
+  signal(SIGTERM, OnSignal);
+  signal(SIGINT, OnSignal);
+  signal(SIGPIPE, SIG_IGN);
+  try {
+    pbm::agent::RunAgent(o, g_stop);
+  } catch (const pbm::Error& e) {
+    std::cerr << "Error: " << e.what() << std::endl;
+    return 1;
+  }
+  return 0;
+}

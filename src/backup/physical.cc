@@ -1,0 +1,364 @@
+#include "backup/physical.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "codec/checksum.h"
+#include "codec/stream.h"
+
+namespace pbm::backup {
+namespace {
+
+using mongo::Json;
+
+const Json* Path(const Json& j, std::initializer_list<const char*> keys) {
+  const Json* cur = &j;
+  for (const char* k : keys) {
+    if (!cur->is_object() || !cur->contains(k)) return nullptr;
+    cur = &(*cur)[k];
+  }
+  return cur;
+}
+
+ClusterTime FromTs(const Json& j) {
+  auto ts = mongo::Timestamp::FromJson(j);
+  return {ts.t, ts.i};
+}
+
+// Writes compressed bytes into a storage object; Close() publishes it.
+class StorageSink : public codec::Sink {
+ public:
+  explicit StorageSink(std::unique_ptr<storage::Writer> w) : w_(std::move(w)) {}
+  void Write(const void* data, size_t n) override {
+    w_->Write(data, n);
+    bytes_ += static_cast<int64_t>(n);
+  }
+  void Close() override { w_->Commit(); }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  std::unique_ptr<storage::Writer> w_;
+  int64_t bytes_ = 0;
+};
+
+struct FileToCopy {
+  std::string path;  // absolute
+  std::string rel;   // relative to the dbpath
+  int64_t size;
+};
+
+FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const FileToCopy& f,
+                   const BackupHooks& hooks) {
+  FileEntry e;
+  e.name = f.rel;
+  e.size = f.size;
+  e.object = req.name + "/" + req.replset + "/" + f.rel + std::string(codec::CodecSuffix(req.codec));
+  int fd = open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) FailErrno("backup: open " + f.path, errno);
+  StorageSink sink(st.Create(e.object));
+  auto comp = codec::NewCompressor(req.codec, req.level, &sink);
+  codec::Sha256 sha;
+  std::vector<char> buf(1 << 20);
+  int64_t left = f.size;
+  try {
+    while (left > 0) {
+      if (hooks.cancelled && hooks.cancelled()) Fail(ErrorKind::kCancelled, "backup cancelled");
+      ssize_t n = read(fd, buf.data(), static_cast<size_t>(std::min<int64_t>(left, buf.size())));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        FailErrno("backup: read " + f.path, errno);
+      }
+      if (n == 0) {
+        Fail(ErrorKind::kCorrupt,
+             "backup: {} is shorter ({} bytes) than the backup cursor listed ({} bytes)", f.path,
+             f.size - left, f.size);
+      }
+      sha.Update(buf.data(), static_cast<size_t>(n));
+      comp->Write(buf.data(), static_cast<size_t>(n));
+      left -= n;
+    }
+    comp->Close();
+  } catch (...) {
+    close(fd);
+    throw;
+  }
+  close(fd);
+  e.sha256 = sha.HexDigest();
+  e.stored_size = sink.bytes();
+  return e;
+}
+
+// Copies files with `parallel` workers; returns entries in the input's order.
+std::vector<FileEntry> CopyAll(storage::Storage& st, const PhysicalBackupRequest& req,
+                               const std::vector<FileToCopy>& files, const BackupHooks& hooks,
+                               ReplsetMeta& meta, std::mutex& meta_mu) {
+  std::vector<FileEntry> out(files.size());
+  std::atomic<size_t> next{0};
+  std::exception_ptr first_error;
+  std::mutex err_mu;
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    while (!failed) {
+      size_t i = next++;
+      if (i >= files.size()) return;
+      try {
+        out[i] = CopyFile(st, req, files[i], hooks);
+        std::lock_guard<std::mutex> l(meta_mu);
+        meta.size += out[i].stored_size;
+        meta.size_uncompressed += out[i].size;
+        meta.files += 1;
+        if (hooks.on_progress) hooks.on_progress(meta);
+      } catch (...) {
+        std::lock_guard<std::mutex> l(err_mu);
+        if (!first_error) first_error = std::current_exception();
+        failed = true;
+      }
+    }
+  };
+  int n = std::max(1, std::min<int>(req.parallel, static_cast<int>(files.size())));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) threads.emplace_back(worker);
+  for (auto& t : threads) t.join();
+  if (first_error) std::rethrow_exception(first_error);
+  return out;
+}
+
+std::vector<FileToCopy> ToCopy(const std::vector<Json>& docs, const std::string& dbpath) {
+  std::vector<FileToCopy> out;
+  for (const auto& d : docs) {
+    if (!d.contains("filename")) continue;
+    std::string path = d["filename"].get<std::string>();
+    std::string rel = std::filesystem::path(path).lexically_relative(dbpath).string();
+    if (rel.empty() || rel.rfind("..", 0) == 0) {
+      Fail(ErrorKind::kInternal, "backup cursor listed {} outside the dbpath {}", path, dbpath);
+    }
+    out.push_back({path, rel, d.value("fileSize", int64_t{0})});
+  }
+  return out;
+}
+
+// Reads every document of a command cursor that the server sends before it has nothing more
+// right now (the backup cursor stays open, returning empty batches).
+std::vector<Json> DrainAvailable(const mongo::Client& node, mongo::CursorBatch b) {
+  std::vector<Json> docs = std::move(b.docs);
+  while (b.id != 0) {
+    b = node.GetMore("admin", b.ns, b.id);
+    if (b.docs.empty()) break;
+    for (auto& d : b.docs) docs.push_back(std::move(d));
+  }
+  return docs;
+}
+
+}  // namespace
+
+std::string KeyCheckValueOfFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    Fail(ErrorKind::kIo,
+         "cannot read the encryption key file {}: {}; the backup agent needs the node's key file "
+         "mounted at that path (or --encryption-key-file)",
+         path, std::strerror(errno));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string b64;
+  for (char c : ss.str()) {
+    if (!isspace(static_cast<unsigned char>(c))) b64 += c;
+  }
+  std::vector<unsigned char> key(b64.size());
+  int n = EVP_DecodeBlock(key.data(), reinterpret_cast<const unsigned char*>(b64.data()),
+                          static_cast<int>(b64.size()));
+  if (n < 0) Fail(ErrorKind::kInvalidArgument, "encryption key file {} is not base64", path);
+  while (!b64.empty() && b64.back() == '=') {
+    b64.pop_back();
+    --n;
+  }
+  if (n != 32) {
+    Fail(ErrorKind::kInvalidArgument, "encryption key file {} does not hold a 32-byte key", path);
+  }
+  static constexpr char kLabel[] = "psmdb key check value";
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  HMAC(EVP_sha256(), key.data(), 32, reinterpret_cast<const unsigned char*>(kLabel),
+       sizeof(kLabel) - 1, mac, &mac_len);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (int i = 0; i < 8; ++i) {
+    out.push_back(kHex[mac[i] >> 4]);
+    out.push_back(kHex[mac[i] & 0xf]);
+  }
+  return out;
+}
+
+MongodOptions ReadMongodOptions(const mongo::Client& node, const std::string& key_file_override) {
+  Json r = node.RunCommand("admin", {{"getCmdLineOpts", 1}});
+  const Json& p = r.contains("parsed") ? r["parsed"] : Json::object();
+  MongodOptions o;
+  auto str = [&](std::initializer_list<const char*> keys, const std::string& dflt) {
+    const Json* v = Path(p, keys);
+    return v && v->is_string() ? v->get<std::string>() : dflt;
+  };
+  auto boolean = [&](std::initializer_list<const char*> keys, bool dflt) {
+    const Json* v = Path(p, keys);
+    if (!v) return dflt;
+    if (v->is_boolean()) return v->get<bool>();
+    if (v->is_string()) return *v == "true";
+    return dflt;
+  };
+  o.dbpath = str({"storage", "dbPath"}, "/data/db");
+  o.directory_per_db = boolean({"storage", "directoryPerDB"}, false);
+  o.directory_for_indexes =
+      boolean({"storage", "wiredTiger", "engineConfig", "directoryForIndexes"}, false);
+  o.journal_compressor = str({"storage", "wiredTiger", "engineConfig", "journalCompressor"}, "snappy");
+  o.block_compressor = str({"storage", "wiredTiger", "collectionConfig", "blockCompressor"}, "snappy");
+  o.prefix_compression = boolean({"storage", "wiredTiger", "indexConfig", "prefixCompression"}, true);
+  o.encryption = boolean({"security", "enableEncryption"}, false);
+  if (o.encryption) {
+    o.cipher_mode = str({"security", "encryptionCipherMode"}, "AES256-CBC");
+    o.key_file = str({"security", "encryptionKeyFile"}, "");
+    std::string path = key_file_override.empty() ? o.key_file : key_file_override;
+    if (path.empty()) {
+      Fail(ErrorKind::kInvalidArgument,
+           "the node encrypts its data but names no key file (vault/KMIP are not supported)");
+    }
+    o.key_check = KeyCheckValueOfFile(path);
+  }
+  return o;
+}
+
+ReplsetMeta RunPhysicalBackup(const mongo::Client& node, const mongo::Client& cluster,
+                              storage::Storage& st, const PhysicalBackupRequest& req,
+                              const BackupHooks& hooks) {
+  ReplsetMeta meta;
+  std::mutex meta_mu;
+  meta.name = req.replset;
+  meta.node = req.node;
+  meta.status = "running";
+  auto now = [] {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  };
+  meta.conditions.push_back({now(), "running", ""});
+  meta.mongod_opts = ReadMongodOptions(node, req.key_file);
+  meta.mongodb_version = node.RunCommand("admin", {{"buildInfo", 1}}).value("version", std::string());
+  try {
+    Json fcv = node.RunCommand("admin", {{"getParameter", 1}, {"featureCompatibilityVersion", 1}});
+    meta.fcv = fcv["featureCompatibilityVersion"].value("version", std::string());
+  } catch (const Error&) {
+    meta.fcv = meta.mongodb_version.substr(0, 3);
+  }
+  if (hooks.on_progress) hooks.on_progress(meta);
+
+  mongo::CursorBatch first = node.Aggregate("admin", 1, Json::array({{{"$backupCursor", Json::object()}}}));
+  std::string ns = first.ns;
+  int64_t cursor_id = first.id;
+  std::vector<Json> docs = DrainAvailable(node, std::move(first));
+  if (docs.empty() || !docs[0].contains("metadata")) {
+    Fail(ErrorKind::kInternal, "$backupCursor returned no metadata document");
+  }
+  Json cm = docs[0]["metadata"];
+  docs.erase(docs.begin());
+  std::string dbpath = cm.value("dbpath", meta.mongod_opts.dbpath);
+
+  // Keep the cursor alive while copying (the server times idle cursors out).
+  std::mutex ka_mu;
+  std::condition_variable ka_cv;
+  bool ka_stop = false;
+  std::thread keepalive([&] {
+    std::unique_lock<std::mutex> l(ka_mu);
+    while (!ka_cv.wait_for(l, std::chrono::seconds(req.keepalive_secs), [&] { return ka_stop; })) {
+      l.unlock();
+      try {
+        node.GetMore("admin", ns, cursor_id, 1);
+      } catch (const Error&) {
+        // The copy will fail if the cursor is really gone; nothing to do here.
+      }
+      l.lock();
+    }
+  });
+  auto stop_keepalive = [&] {
+    {
+      std::lock_guard<std::mutex> l(ka_mu);
+      ka_stop = true;
+    }
+    ka_cv.notify_all();
+    if (keepalive.joinable()) keepalive.join();
+  };
+  auto close_cursor = [&] {
+    stop_keepalive();
+    try {
+      node.KillCursor("admin", ns, cursor_id);
+    } catch (const Error&) {
+    }
+  };
+
+  FileList list;
+  list.backup = req.name;
+  list.replset = req.replset;
+  list.codec = std::string(codec::CodecName(req.codec));
+  try {
+    meta.first_write_ts = FromTs(cm["oplogEnd"]["ts"]);
+    meta.checkpoint_ts = FromTs(cm["checkpointTimestamp"]);
+    std::vector<FileToCopy> all = ToCopy(docs, dbpath);
+    std::vector<FileToCopy> data, journal;
+    for (auto& f : all) (f.rel.rfind("journal/", 0) == 0 ? journal : data).push_back(f);
+    // storage.bson is not in the cursor's list; it is small and never changes.
+    std::string sb = (std::filesystem::path(dbpath) / "storage.bson").string();
+    std::error_code ec;
+    if (std::filesystem::exists(sb, ec)) {
+      data.push_back({sb, "storage.bson", static_cast<int64_t>(std::filesystem::file_size(sb))});
+    }
+    for (auto& e : CopyAll(st, req, data, hooks, meta, meta_mu)) list.files.push_back(e);
+
+    // Extend to the replset's majority point: the consistent point of the backup.
+    Json hello = cluster.RunCommand("admin", {{"hello", 1}});
+    const Json* maj = Path(hello, {"lastWrite", "majorityOpTime", "ts"});
+    if (!maj) Fail(ErrorKind::kInternal, "the primary reports no majority optime");
+    ClusterTime target = FromTs(*maj);
+    if (target < meta.first_write_ts) target = meta.first_write_ts;
+    Json ext_stage = {{"$backupCursorExtend",
+                       {{"backupId", cm["backupId"]},
+                        {"timestamp", mongo::Timestamp{target.t, target.i}.ToJson()}}}};
+    mongo::CursorBatch ext = node.Aggregate("admin", 1, Json::array({ext_stage}));
+    std::vector<Json> ext_docs = ext.docs;
+    while (ext.id != 0) {
+      ext = node.GetMore("admin", ext.ns, ext.id);
+      for (auto& d : ext.docs) ext_docs.push_back(d);
+    }
+    // The extended list supersedes the journal files listed at open (same names, longer).
+    std::map<std::string, FileToCopy> jmap;
+    for (auto& f : journal) jmap[f.rel] = f;
+    for (auto& f : ToCopy(ext_docs, dbpath)) jmap[f.rel] = f;
+    std::vector<FileToCopy> jfiles;
+    for (auto& [k, f] : jmap) jfiles.push_back(f);
+    for (auto& e : CopyAll(st, req, jfiles, hooks, meta, meta_mu)) list.files.push_back(e);
+    meta.last_write_ts = target;
+  } catch (...) {
+    close_cursor();
+    throw;
+  }
+  close_cursor();
+  Json lj = list;
+  st.WriteAll(FileListObjectName(req.name, req.replset), lj.dump(1));
+  meta.status = "done";
+  meta.conditions.push_back({now(), "done", ""});
+  if (hooks.on_progress) hooks.on_progress(meta);
+  return meta;
+}
+
+}  // namespace pbm::backup

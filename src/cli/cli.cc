@@ -1,0 +1,315 @@
+#include "cli/cli.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <ctime>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <thread>
+
+#include "backup/format.h"
+#include "codec/codec.h"
+#include "storage/storage.h"
+
+namespace pbm::cli {
+namespace {
+
+using control::Json;
+using control::NowUnix;
+
+Json YamlToJson(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Map: {
+      Json j = Json::object();
+      for (const auto& kv : n) j[kv.first.as<std::string>()] = YamlToJson(kv.second);
+      return j;
+    }
+    case YAML::NodeType::Sequence: {
+      Json j = Json::array();
+      for (const auto& x : n) j.push_back(YamlToJson(x));
+      return j;
+    }
+    case YAML::NodeType::Scalar: {
+      std::string s = n.Scalar();
+      if (n.Tag() == "!") return s;  // quoted
+      if (s == "true") return true;
+      if (s == "false") return false;
+      try {
+        size_t pos;
+        long long v = std::stoll(s, &pos);
+        if (pos == s.size()) return v;
+      } catch (...) {
+      }
+      return s;
+    }
+    default:
+      return nullptr;
+  }
+}
+
+std::string TimeStr(int64_t unix) {
+  if (unix <= 0) return "-";
+  return backup::BackupNameFor(unix);
+}
+
+std::string HumanBytes(int64_t b) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(b);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
+  return buf;
+}
+
+Json ListEntry(const backup::BackupMeta& b) {
+  Json j = {{"name", b.name},
+            {"type", b.type},
+            {"status", b.status},
+            {"size", b.size},
+            {"restoreTo", b.last_write_ts.t},
+            {"pbmVersion", b.pbm_version},
+            {"compression", b.compression}};
+  if (!b.error.empty()) j["error"] = b.error;
+  return j;
+}
+
+}  // namespace
+
+void ConfigSet(const control::Control& ctl, const std::string& file, const Output& o) {
+  YAML::Node y;
+  try {
+    y = YAML::LoadFile(file);
+  } catch (const YAML::BadFile&) {
+    Fail(ErrorKind::kInvalidArgument, "config file {}: cannot be read", file);
+  } catch (const YAML::Exception& e) {
+    Fail(ErrorKind::kInvalidArgument, "config file {}: {}", file, e.what());
+  }
+  Json cfg = YamlToJson(y);
+  if (!cfg.is_object() || !cfg.contains("storage")) {
+    Fail(ErrorKind::kInvalidArgument, "config file {}: no storage section (storage.type: filesystem|s3)", file);
+  }
+  for (auto& [k, v] : cfg.items()) {
+    if (k != "storage" && k != "backup" && k != "restore" && k != "pitr") {
+      Fail(ErrorKind::kInvalidArgument, "config file {}: unknown section '{}' (allowed: storage, backup, restore, pitr)", file, k);
+    }
+  }
+  // The storage must be usable before anyone relies on it.
+  auto st = storage::NewStorageFromConfig(cfg["storage"]);
+  st->List("");
+  if (cfg.contains("backup") && cfg["backup"].contains("compression")) {
+    codec::ParseCodec(cfg["backup"]["compression"].get<std::string>());
+  }
+  ctl.EnsureSetup();
+  ctl.SetConfig(cfg);
+  ConfigShow(ctl, o);
+}
+
+void ConfigShow(const control::Control& ctl, const Output& o) {
+  auto cfg = ctl.GetConfig();
+  if (!cfg) Fail(ErrorKind::kNotFound, "no config yet: run pbm config --file <pbm.yaml>");
+  if (o.json) {
+    *o.out << cfg->dump(2) << "\n";
+    return;
+  }
+  YAML::Emitter em;
+  em << YAML::Load(cfg->dump());
+  *o.out << em.c_str() << "\n";
+}
+
+std::string Backup(const control::Control& ctl, const BackupArgs& a, const Output& o) {
+  if (a.type == "logical") {
+    Fail(ErrorKind::kInvalidArgument,
+         "logical backups are not supported yet; use --type=physical");
+  }
+  if (a.type != "physical") {
+    Fail(ErrorKind::kInvalidArgument, "unknown backup type '{}' (physical or logical)", a.type);
+  }
+  codec::Codec c = codec::ParseCodec(a.compression);
+  int level = codec::ResolveLevel(c, a.compression_level);
+  auto cfg = ctl.GetConfig();
+  if (!cfg) Fail(ErrorKind::kInvalidArgument, "storage is not configured: run pbm config --file <pbm.yaml> first");
+  auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
+  int64_t now = NowUnix();
+  for (const auto& l : ctl.Locks()) {
+    if (!l.stale(now)) {
+      Fail(ErrorKind::kConflict,
+           "another operation is running: {} {} on {} ({}); wait for it to finish",
+           l.type, l.opid, l.node, l.replset);
+    }
+  }
+  for (const auto& b : ctl.Backups()) {
+    if ((b.status == "starting" || b.status == "running") && now - std::max(b.heartbeat, b.start_ts) <= control::kLockStaleSecs) {
+      Fail(ErrorKind::kConflict, "backup {} is still running; wait for it to finish", b.name);
+    }
+  }
+  std::string name = backup::BackupNameFor(now);
+  while (ctl.GetBackup(name)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    name = backup::BackupNameFor(NowUnix());
+  }
+  backup::BackupMeta m;
+  m.name = name;
+  m.type = a.type;
+  m.status = "starting";
+  m.compression = std::string(codec::CodecName(c));
+  m.compression_level = level;
+  m.start_ts = NowUnix();
+  m.last_transition_ts = m.start_ts;
+  m.pbm_version = backup::kPbmVersion;
+  m.storage = st->Describe();
+  m.conditions.push_back({m.start_ts, "starting", ""});
+  ctl.EnsureSetup();
+  m.opid = ctl.SendCommand("backup", {{"name", name}, {"type", a.type}, {"compression", m.compression},
+                                      {"compression_level", level}});
+  ctl.PutBackup(m);
+  if (!o.json) *o.out << "Starting backup '" << name << "'" << std::flush;
+  if (!a.wait) {
+    if (o.json) {
+      *o.out << Json{{"name", name}, {"storage", m.storage}}.dump() << "\n";
+    } else {
+      *o.out << ". Backup '" << name << "' to remote store '" << m.storage << "'\n";
+    }
+    return name;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_timeout_secs);
+  while (true) {
+    auto b = ctl.GetBackup(name);
+    int64_t t = NowUnix();
+    if (b && b->status == "done") break;
+    if (b && b->status == "error") {
+      if (!o.json) *o.out << "\n";
+      Fail(ErrorKind::kIo, "backup {} failed: {}", name, b->error);
+    }
+    if (b && t - std::max(b->heartbeat, b->start_ts) > control::kLockStaleSecs) {
+      if (!o.json) *o.out << "\n";
+      Fail(ErrorKind::kUnavailable,
+           "backup {} has had no agent heartbeat for {} s: is a pbm-agent running beside each "
+           "mongod? (pbm status)", name, t - std::max(b->heartbeat, b->start_ts));
+    }
+    if (a.wait_timeout_secs > 0 && std::chrono::steady_clock::now() > deadline) {
+      Fail(ErrorKind::kTimeout, "backup {} still {} after {} s", name, b ? b->status : "unknown",
+           a.wait_timeout_secs);
+    }
+    if (!o.json) *o.out << "." << std::flush;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+  auto b = *ctl.GetBackup(name);
+  if (o.json) {
+    *o.out << ListEntry(b).dump() << "\n";
+  } else {
+    *o.out << "\nBackup '" << name << "' to remote store '" << b.storage << "' done ("
+           << HumanBytes(b.size) << ")\n";
+  }
+  return name;
+}
+
+void List(const control::Control& ctl, const Output& o) {
+  auto backups = ctl.Backups();
+  if (o.json) {
+    Json snaps = Json::array();
+    for (auto it = backups.rbegin(); it != backups.rend(); ++it) snaps.push_back(ListEntry(*it));
+    *o.out << Json{{"snapshots", snaps}}.dump(2) << "\n";
+    return;
+  }
+  *o.out << "Backup snapshots:\n";
+  for (auto it = backups.rbegin(); it != backups.rend(); ++it) {
+    const auto& b = *it;
+    *o.out << "  " << b.name << " <" << b.type << "> [" << b.status;
+    if (b.status == "done") *o.out << ", restore_to_time: " << TimeStr(b.last_write_ts.t);
+    if (!b.error.empty()) *o.out << ": " << b.error;
+    *o.out << "]\n";
+  }
+}
+
+void DescribeBackup(const control::Control& ctl, const std::string& name, const Output& o) {
+  if (!backup::IsValidBackupName(name)) {
+    Fail(ErrorKind::kInvalidArgument, "'{}' is not a backup name (like 2026-11-23T10:00:00Z)", name);
+  }
+  auto b = ctl.GetBackup(name);
+  if (!b) Fail(ErrorKind::kNotFound, "backup {} not found (pbm list shows the backups)", name);
+  Json j = *b;
+  if (o.json) {
+    *o.out << j.dump(2) << "\n";
+    return;
+  }
+  *o.out << "name: " << b->name << "\ntype: " << b->type << "\nstatus: " << b->status << "\n";
+  if (!b->error.empty()) *o.out << "error: " << b->error << "\n";
+  *o.out << "size: " << HumanBytes(b->size) << " (uncompressed " << HumanBytes(b->size_uncompressed)
+         << ")\ncompression: " << b->compression
+         << (b->compression_level ? " level " + std::to_string(*b->compression_level) : "")
+         << "\nstorage: " << b->storage << "\nstarted: " << TimeStr(b->start_ts)
+         << "\nlast_transition: " << TimeStr(b->last_transition_ts)
+         << "\nconsistent point (last_write_ts): " << b->last_write_ts.t << ":" << b->last_write_ts.i
+         << " (" << TimeStr(b->last_write_ts.t) << ")\nmongodb_version: " << b->mongodb_version
+         << "\nfcv: " << b->fcv << "\nreplsets:\n";
+  for (const auto& rs : b->replsets) {
+    const auto& mo = rs.mongod_opts;
+    *o.out << "  - name: " << rs.name << "\n    node: " << rs.node << "\n    status: " << rs.status
+           << "\n    files: " << rs.files << "\n    first_write_ts: " << rs.first_write_ts.t << ":"
+           << rs.first_write_ts.i << "\n    last_write_ts: " << rs.last_write_ts.t << ":"
+           << rs.last_write_ts.i << "\n    checkpoint_ts: " << rs.checkpoint_ts.t << ":"
+           << rs.checkpoint_ts.i << "\n    storage: {blockCompressor: " << mo.block_compressor
+           << ", journalCompressor: " << mo.journal_compressor
+           << ", prefixCompression: " << (mo.prefix_compression ? "true" : "false")
+           << ", directoryPerDB: " << (mo.directory_per_db ? "true" : "false")
+           << ", directoryForIndexes: " << (mo.directory_for_indexes ? "true" : "false")
+           << "}\n    encryption: "
+           << (mo.encryption ? mo.cipher_mode + " (key check " + mo.key_check + ")" : "off") << "\n";
+  }
+}
+
+void Status(const control::Control& ctl, const Output& o) {
+  int64_t now = NowUnix();
+  auto agents = ctl.Agents();
+  auto locks = ctl.Locks();
+  auto backups = ctl.Backups();
+  if (o.json) {
+    Json cluster = Json::array();
+    for (const auto& a : agents) {
+      cluster.push_back({{"rs", a.replset}, {"host", a.node}, {"role", a.state},
+                         {"agent", a.version}, {"ok", a.healthy(now)},
+                         {"lastHeartbeat", now - a.heartbeat}, {"error", a.error}});
+    }
+    Json running = Json::array();
+    for (const auto& l : locks) {
+      running.push_back({{"type", l.type}, {"opid", l.opid}, {"rs", l.replset}, {"node", l.node},
+                         {"stale", l.stale(now)}});
+    }
+    Json snaps = Json::array();
+    for (const auto& b : backups) snaps.push_back(ListEntry(b));
+    *o.out << Json{{"cluster", cluster}, {"running", running}, {"backups", {{"snapshot", snaps}}}}.dump(2)
+           << "\n";
+    return;
+  }
+  *o.out << "Cluster:\n========\n";
+  std::string last_rs;
+  for (const auto& a : agents) {
+    if (a.replset != last_rs) *o.out << a.replset << ":\n";
+    last_rs = a.replset;
+    *o.out << "  - " << a.node << " [" << (a.state == "PRIMARY" ? "P" : a.state == "SECONDARY" ? "S" : "?")
+           << "]: pbm-agent v" << a.version << " "
+           << (a.healthy(now) ? "OK" : "FAILED (" + (a.error.empty() ? "no heartbeat for " + std::to_string(now - a.heartbeat) + " s" : a.error) + ")")
+           << "\n";
+  }
+  *o.out << "\nCurrently running:\n==================\n";
+  if (locks.empty()) *o.out << "(none)\n";
+  for (const auto& l : locks) {
+    *o.out << l.type << " on " << l.replset << "/" << l.node << " [opid: " << l.opid << "]"
+           << (l.stale(now) ? " (stale)" : "") << "\n";
+  }
+  *o.out << "\nBackups:\n========\n";
+  for (const auto& b : backups) {
+    *o.out << "  " << b.name << " " << HumanBytes(b.size) << " <" << b.type << "> [" << b.status;
+    if (b.status == "done") *o.out << ": " << TimeStr(b.last_write_ts.t);
+    if (!b.error.empty()) *o.out << ": " << b.error;
+    *o.out << "]\n";
+  }
+}
+
+}  // namespace pbm::cli
