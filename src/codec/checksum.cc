@@ -124,7 +124,11 @@ __attribute__((target("sse4.2"))) uint32_t ExtendSse42(uint32_t crc, const uint8
   return c32;
 }
 
-const bool kHaveSse42 = __builtin_cpu_supports("sse4.2");
+// __builtin_cpu_init: this initializer may run before libgcc's own CPU-model constructor.
+const bool kHaveSse42 = [] {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("sse4.2") != 0;
+}();
 #endif
 
 }  // namespace

@@ -112,8 +112,8 @@ void WaitMongodLockFree(const std::string& dbpath, std::chrono::milliseconds tim
     if (s == LockState::kFree || (allow_dirty && s == LockState::kDirty)) return;
     if (Clock::now() >= deadline) {
       std::string pid = ReadSmall(dbpath + "/mongod.lock");
-      long secs = static_cast<long>(
-          std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
+      long secs =
+          static_cast<long>(std::chrono::duration_cast<std::chrono::seconds>(timeout).count());
       if (s == LockState::kHeld) {
         Fail(ErrorKind::kTimeout,
              "wait for mongod on {} to stop: a process{} still holds mongod.lock after {} s",
@@ -159,16 +159,9 @@ bool MongodProcess::Reap(int* status, bool block) {
 void MongodProcess::Start() {
   if (running()) Fail(ErrorKind::kInternal, "mongod on {} is already running", options_.dbpath);
   port_ = options_.port ? options_.port : FreeLocalPort();
-  std::vector<std::string> argv = {options_.binary,
-                                   "--dbpath",
-                                   options_.dbpath,
-                                   "--port",
-                                   std::to_string(port_),
-                                   "--bind_ip",
-                                   "127.0.0.1",
-                                   "--logpath",
-                                   options_.logpath,
-                                   "--logappend"};
+  std::vector<std::string> argv = {
+      options_.binary, "--dbpath",  options_.dbpath, "--port",         std::to_string(port_),
+      "--bind_ip",     "127.0.0.1", "--logpath",     options_.logpath, "--logappend"};
   argv.insert(argv.end(), options_.args.begin(), options_.args.end());
   std::vector<char*> cargv;
   for (auto& a : argv) cargv.push_back(a.data());

@@ -43,11 +43,11 @@ void WaitMongodLockFree(const std::string& dbpath, std::chrono::milliseconds tim
 class MongodProcess {
  public:
   struct Options {
-    std::string binary;              // the mongod executable
+    std::string binary;  // the mongod executable
     std::string dbpath;
-    int port = 0;                    // 0: FreeLocalPort()
-    std::vector<std::string> args;   // more arguments (storage, security, --setParameter ...)
-    std::string logpath;             // --logpath; stdout and stderr go to <logpath>.stderr
+    int port = 0;                   // 0: FreeLocalPort()
+    std::vector<std::string> args;  // more arguments (storage, security, --setParameter ...)
+    std::string logpath;            // --logpath; stdout and stderr go to <logpath>.stderr
     std::chrono::milliseconds start_timeout{std::chrono::seconds(120)};
     std::chrono::milliseconds stop_timeout{std::chrono::seconds(120)};
   };

@@ -15,15 +15,15 @@
 #include <set>
 #include <thread>
 
-#include "codec/codec.h"
 #include "codec/checksum.h"
+#include "codec/codec.h"
 #include "common/error.h"
 #include "mongo/client.h"
 #include "restore/mongod_process.h"
 
 namespace pbm::restore {
 namespace fs = std::filesystem;
-using Json = nlohmann::json;
+using Json = backup::Json;
 
 namespace {
 
@@ -74,18 +74,32 @@ std::string FallbackPath(const std::string& dbpath) { return dbpath + "/" + kFal
 
 // Phases, in the order a restore passes them. Rollback phases come after kCommitted only in
 // number; a rollback never starts from kCommitted.
-enum class Phase { kHidden, kMoving, kDownloading, kRecovering, kCommitted, kDiscarding,
-                   kRestoringOld };
+enum class Phase {
+  kHidden,
+  kMoving,
+  kDownloading,
+  kRecovering,
+  kCommitted,
+  kDiscarding,
+  kRestoringOld
+};
 
 const char* PhaseName(Phase p) {
   switch (p) {
-    case Phase::kHidden: return "hidden";
-    case Phase::kMoving: return "moving";
-    case Phase::kDownloading: return "downloading";
-    case Phase::kRecovering: return "recovering";
-    case Phase::kCommitted: return "committed";
-    case Phase::kDiscarding: return "discarding";
-    case Phase::kRestoringOld: return "restoring_old";
+    case Phase::kHidden:
+      return "hidden";
+    case Phase::kMoving:
+      return "moving";
+    case Phase::kDownloading:
+      return "downloading";
+    case Phase::kRecovering:
+      return "recovering";
+    case Phase::kCommitted:
+      return "committed";
+    case Phase::kDiscarding:
+      return "discarding";
+    case Phase::kRestoringOld:
+      return "restoring_old";
   }
   return "?";
 }
@@ -307,10 +321,10 @@ bool IsInside(const std::string& path, const std::string& dir) {
 // ---- options -------------------------------------------------------------------------------
 
 std::vector<std::string> StorageArgs(const backup::MongodOptions& o) {
-  std::vector<std::string> a = {"--wiredTigerCollectionBlockCompressor", o.block_compressor,
-                                "--wiredTigerJournalCompressor", o.journal_compressor,
-                                "--wiredTigerIndexPrefixCompression",
-                                o.prefix_compression ? "true" : "false"};
+  std::vector<std::string> a = {
+      "--wiredTigerCollectionBlockCompressor", o.block_compressor,
+      "--wiredTigerJournalCompressor",         o.journal_compressor,
+      "--wiredTigerIndexPrefixCompression",    o.prefix_compression ? "true" : "false"};
   if (o.directory_per_db) a.push_back("--directoryperdb");
   if (o.directory_for_indexes) a.push_back("--wiredTigerDirectoryForIndexes");
   return a;
@@ -640,9 +654,9 @@ void NodeRestore::Recover() {
     }
     c.RunCommand("local",
                  {{"insert", "replset.oplogTruncateAfterPoint"},
-                  {"documents", Json::array({{{"_id", "oplogTruncateAfterPoint"},
-                                              {"oplogTruncateAfterPoint",
-                                               TimestampJson(plan_.restore_to)}}})}});
+                  {"documents",
+                   Json::array({{{"_id", "oplogTruncateAfterPoint"},
+                                 {"oplogTruncateAfterPoint", TimestampJson(plan_.restore_to)}}})}});
     m->Shutdown();
     Report("Recover", fmt::format("oplog truncate point set to {}", TsString(plan_.restore_to)));
   }
@@ -651,8 +665,8 @@ void NodeRestore::Recover() {
     auto m = make("2-recover", {"--setParameter", "recoverFromOplogAsStandalone=true",
                                 "--setParameter", "takeUnstableCheckpointOnShutdown=true"});
     m->Start();
-    auto top = m->client().FindOne("local", "oplog.rs", Json::object(),
-                                   {{"sort", {{"$natural", -1}}}});
+    auto top =
+        m->client().FindOne("local", "oplog.rs", Json::object(), {{"sort", {{"$natural", -1}}}});
     if (!top || !top->contains("ts")) {
       Fail(ErrorKind::kCorrupt, "the restored data has no oplog; cannot reach {}",
            TsString(plan_.restore_to));

@@ -28,11 +28,10 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "backup/format.h"
 #include "restore/preflight.h"
@@ -78,7 +77,7 @@ struct RestorePlan {
   // The point to restore to; empty = the replset's last_write_ts from the backup.
   backup::ClusterTime restore_to;
   // The document written into local.system.replset (must have a string _id and members).
-  nlohmann::json replset_config;
+  backup::Json replset_config;
   // Directory for the temporary mongod's logs; must not be inside the dbpath. Created if missing.
   std::string work_dir;
   // When set, ShutdownMongod sends {shutdown: 1, force: true} to this URI after the entrypoint
@@ -167,7 +166,6 @@ enum class InterruptedRestore {
 // left by a completed restore that died while dropping it. Throws kTimeout / kIo / kCorrupt
 // (unreadable state file) naming the dbpath; calling it again after a failure is safe.
 InterruptedRestore RecoverInterruptedRestore(
-    const std::string& dbpath,
-    std::chrono::milliseconds lock_timeout = std::chrono::seconds(120));
+    const std::string& dbpath, std::chrono::milliseconds lock_timeout = std::chrono::seconds(120));
 
 }  // namespace pbm::restore

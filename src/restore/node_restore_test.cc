@@ -21,8 +21,8 @@
 #include <map>
 #include <thread>
 
-#include "codec/codec.h"
 #include "codec/checksum.h"
+#include "codec/codec.h"
 #include "common/error.h"
 #include "mongo/client.h"
 #include "restore/mongod_process.h"
@@ -33,7 +33,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
-using Json = nlohmann::json;
+using Json = backup::Json;
 
 std::string FindWtmongod() {
   std::vector<std::string> candidates;
@@ -158,12 +158,12 @@ class NodeRestoreTest : public ::testing::Test {
     bin_ = FindWtmongod();
     if (bin_.empty()) return;
     const char* tmp = std::getenv("TEST_TMPDIR");
-    std::string tmpl = (fs::path(tmp ? tmp : fs::temp_directory_path().string()) /
-                        "pbm-restore-XXXXXX").string();
+    std::string tmpl =
+        (fs::path(tmp ? tmp : fs::temp_directory_path().string()) / "pbm-restore-XXXXXX").string();
     ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
     root_ = tmpl;
-    base_storage_ = std::shared_ptr<storage::Storage>(
-        storage::NewFilesystemStorage(root_ + "/storage"));
+    base_storage_ =
+        std::shared_ptr<storage::Storage>(storage::NewFilesystemStorage(root_ + "/storage"));
     template_db_ = root_ + "/template/db";
     fs::create_directories(template_db_);
     port_ = FreeLocalPort();
@@ -171,14 +171,15 @@ class NodeRestoreTest : public ::testing::Test {
     MongodProcess node(NodeOptions(bin_, template_db_, port_, true));
     node.Start();
     const mongo::Client& c = node.client();
-    c.RunCommand("admin", {{"replSetInitiate",
-                            {{"_id", "rs0"},
-                             {"members", Json::array({{{"_id", 0},
-                                                       {"host", Host(port_)}}})}}}});
+    c.RunCommand(
+        "admin",
+        {{"replSetInitiate",
+          {{"_id", "rs0"}, {"members", Json::array({{{"_id", 0}, {"host", Host(port_)}}})}}}});
     WaitPrimary(node);
     Json docs = Json::array();
     for (int i = 0; i < 100; ++i) docs.push_back({{"_id", i}, {"pad", std::string(300, 'x')}});
-    c.RunCommand("test", {{"insert", "c"}, {"documents", docs}, {"writeConcern", {{"w", "majority"}}}});
+    c.RunCommand("test",
+                 {{"insert", "c"}, {"documents", docs}, {"writeConcern", {{"w", "majority"}}}});
 
     // The backup, as the backup engine takes it.
     backup_name_ = backup::BackupNameFor(1767225600);  // 2026-01-01T00:00:00Z
@@ -209,8 +210,8 @@ class NodeRestoreTest : public ::testing::Test {
     mongo::Timestamp ts = mongo::Timestamp::FromJson(ts_json);
     auto ext = c.Aggregate(
         "admin", 1,
-        Json::array({{{"$backupCursorExtend",
-                       {{"backupId", meta["backupId"]}, {"timestamp", ts_json}}}}}));
+        Json::array(
+            {{{"$backupCursorExtend", {{"backupId", meta["backupId"]}, {"timestamp", ts_json}}}}}));
     for (const auto& d : ext.docs) upload(d);
     c.KillCursor("admin", cursor_ns, cursor_id);
 
@@ -219,8 +220,7 @@ class NodeRestoreTest : public ::testing::Test {
     list.replset = "rs0";
     list.codec = "zstd";
     for (auto& [name, f] : files) list.files.push_back(f);
-    base_storage_->WriteAll(backup::FileListObjectName(backup_name_, "rs0"),
-                            Json(list).dump());
+    base_storage_->WriteAll(backup::FileListObjectName(backup_name_, "rs0"), Json(list).dump());
     Json build = c.RunCommand("admin", {{"buildInfo", 1}});
     backup::BackupMeta bm;
     bm.name = backup_name_;
@@ -243,9 +243,9 @@ class NodeRestoreTest : public ::testing::Test {
     Json more = Json::array();
     for (int i = 100; i < 150; ++i) more.push_back({{"_id", i}});
     c.RunCommand("test", {{"insert", "c"}, {"documents", more}});
-    c.RunCommand("test", {{"delete", "c"},
-                          {"deletes", Json::array({{{"q", {{"_id", {{"$lt", 10}}}}},
-                                                    {"limit", 0}}})}});
+    c.RunCommand("test",
+                 {{"delete", "c"},
+                  {"deletes", Json::array({{{"q", {{"_id", {{"$lt", 10}}}}}, {"limit", 0}}})}});
     c.RunCommand("test", {{"insert", "after"}, {"documents", Json::array({{{"x", 1}}})}});
     node.Shutdown();
   }
@@ -310,7 +310,8 @@ class NodeRestoreTest : public ::testing::Test {
     WaitPrimary(m);
     EXPECT_EQ(Ids(m.client(), "c"), Range(0, 100));
     EXPECT_TRUE(Ids(m.client(), "after").empty());
-    m.client().RunCommand("test", {{"insert", "c"}, {"documents", Json::array({{{"_id", 100}}})},
+    m.client().RunCommand("test", {{"insert", "c"},
+                                   {"documents", Json::array({{{"_id", 100}}})},
                                    {"writeConcern", {{"w", "majority"}}}});
     EXPECT_EQ(Ids(m.client(), "c").size(), 101u);
     m.Shutdown();
@@ -347,18 +348,18 @@ TEST_F(NodeRestoreTest, RestoresTheBackupAndPutsTheEntrypointBack) {
   EXPECT_FALSE(fs::exists(db_ + "/" + kFallbackDirName));
   EXPECT_FALSE(fs::exists(db_ + "/.ps-entry.sh.pbm-hidden"));
   EXPECT_TRUE(fs::exists(dir_ + "/work/mongod-restore-2-recover.log"));
-  for (const char* step : {"Validate", "HideEntrypoint", "ShutdownMongod", "WaitMongodDown",
-                           "MoveDataAside", "Download", "Recover", "Commit",
-                           "RestoreEntrypoint", "DropFallback"}) {
+  for (const char* step :
+       {"Validate", "HideEntrypoint", "ShutdownMongod", "WaitMongodDown", "MoveDataAside",
+        "Download", "Recover", "Commit", "RestoreEntrypoint", "DropFallback"}) {
     EXPECT_NE(std::find(steps_.begin(), steps_.end(), step), steps_.end()) << step;
   }
   ExpectRestoredData(port);
 }
 
 TEST_F(NodeRestoreTest, CorruptObjectFailsAndPutsEverythingBack) {
-  auto files = backup::Json::parse(base_storage_->ReadAll(
-                                       backup::FileListObjectName(backup_name_, "rs0")))
-                   .get<backup::FileList>();
+  auto files =
+      backup::Json::parse(base_storage_->ReadAll(backup::FileListObjectName(backup_name_, "rs0")))
+          .get<backup::FileList>();
   std::string victim;
   for (const auto& f : files.files) {
     if (f.name.rfind("collection-", 0) == 0) victim = f.object;
@@ -383,9 +384,9 @@ TEST_F(NodeRestoreTest, CorruptObjectFailsAndPutsEverythingBack) {
 TEST_F(NodeRestoreTest, ChecksumMismatchFailsNamingTheFile) {
   // A second backup whose file list has one wrong digest (the objects are the first's).
   std::string name = backup::BackupNameFor(1767225601);
-  auto list = backup::Json::parse(base_storage_->ReadAll(
-                                      backup::FileListObjectName(backup_name_, "rs0")))
-                  .get<backup::FileList>();
+  auto list =
+      backup::Json::parse(base_storage_->ReadAll(backup::FileListObjectName(backup_name_, "rs0")))
+          .get<backup::FileList>();
   list.backup = name;
   std::string& sha = list.files.back().sha256;
   sha[0] = sha[0] == '0' ? '1' : '0';

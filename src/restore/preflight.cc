@@ -60,9 +60,9 @@ std::vector<std::string> CompareNodeOptions(const backup::ReplsetMeta& backup,
     out.push_back(fmt::format("version: backup {}, node {} (major.minor must match)", bv, nv));
   }
   if (b.encryption != node.encryption) {
-    out.push_back(fmt::format(
-        "encryption: the backup was taken with encryption {}, this node has it {}",
-        EncryptionDesc(b), EncryptionDesc(node)));
+    out.push_back(
+        fmt::format("encryption: the backup was taken with encryption {}, this node has it {}",
+                    EncryptionDesc(b), EncryptionDesc(node)));
   } else if (b.encryption) {
     if (!b.cipher_mode.empty() && !node.cipher_mode.empty() && b.cipher_mode != node.cipher_mode) {
       out.push_back(fmt::format("encryption cipher mode: backup {}, node {}", b.cipher_mode,
@@ -83,8 +83,8 @@ std::vector<std::string> CompareNodeOptions(const backup::ReplsetMeta& backup,
                               node.journal_compressor));
   }
   if (b.prefix_compression != node.prefix_compression) {
-    out.push_back(fmt::format("prefix compression: backup {}, node {}",
-                              OnOff(b.prefix_compression), OnOff(node.prefix_compression)));
+    out.push_back(fmt::format("prefix compression: backup {}, node {}", OnOff(b.prefix_compression),
+                              OnOff(node.prefix_compression)));
   }
   if (b.directory_per_db != node.directory_per_db) {
     out.push_back(fmt::format("directoryPerDB: backup {}, node {}", OnOff(b.directory_per_db),
@@ -107,13 +107,12 @@ void CheckCompatible(const std::string& backup_name, const backup::ReplsetMeta& 
 }
 
 RestorableBackup LoadRestorableBackup(const storage::Storage& storage,
-                                      const std::string& backup_name,
-                                      const std::string& replset) {
+                                      const std::string& backup_name, const std::string& replset) {
   RestorableBackup rb;
   std::string meta_name = backup::MetaObjectName(backup_name);
   if (!storage.Stat(meta_name)) {
-    Fail(ErrorKind::kNotFound, "backup {} not found on {} (no {})", backup_name,
-         storage.Describe(), meta_name);
+    Fail(ErrorKind::kNotFound, "backup {} not found on {} (no {})", backup_name, storage.Describe(),
+         meta_name);
   }
   try {
     rb.meta = backup::Json::parse(storage.ReadAll(meta_name)).get<backup::BackupMeta>();
@@ -175,8 +174,10 @@ RestorableBackup LoadRestorableBackup(const storage::Storage& storage,
   std::set<std::string> seen;
   for (const auto& f : rb.files.files) {
     if (!IsSafeRelativePath(f.name)) {
-      Fail(ErrorKind::kCorrupt, "file list {}: file name \"{}\" is not a relative path inside "
-           "the dbpath", list_name, f.name);
+      Fail(ErrorKind::kCorrupt,
+           "file list {}: file name \"{}\" is not a relative path inside "
+           "the dbpath",
+           list_name, f.name);
     }
     if (!seen.insert(f.name).second) {
       Fail(ErrorKind::kCorrupt, "file list {}: file {} is listed twice", list_name, f.name);
@@ -194,8 +195,9 @@ RestorableBackup LoadRestorableBackup(const storage::Storage& storage,
            f.object, f.name, storage.Describe());
     }
     if (f.stored_size > 0 && info->size != f.stored_size) {
-      Fail(ErrorKind::kCorrupt, "backup {}: object {} of file {} has {} bytes, the file list says {}",
-           backup_name, f.object, f.name, info->size, f.stored_size);
+      Fail(ErrorKind::kCorrupt,
+           "backup {}: object {} of file {} has {} bytes, the file list says {}", backup_name,
+           f.object, f.name, info->size, f.stored_size);
     }
   }
   return rb;

@@ -58,8 +58,7 @@ struct RestorableBackup {
 // not done), kCorrupt (unreadable metadata or file list, or any problem with a listed file:
 // the message names the file).
 RestorableBackup LoadRestorableBackup(const storage::Storage& storage,
-                                      const std::string& backup_name,
-                                      const std::string& replset);
+                                      const std::string& backup_name, const std::string& replset);
 
 // "6.0.19-16" → "6.0"; "7" → "7"; "" → "".
 std::string MajorMinor(const std::string& version);

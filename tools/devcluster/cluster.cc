@@ -353,8 +353,10 @@ int Up(const ClusterSpec& spec, const UpOptions& opts) {
       for (int i = 0; i < spec.members; ++i) {
         MemberLayout m = LayoutFor(spec, i);
         if (!WaitFor(sup, deadline, [&] { return PortOpen(m.port); }))
-          Fail("pod {}: mongod is not listening on {} ({}; see {}/mongod.log and {})", m.name,
-               m.host, sup.stopping() ? "interrupted" : "timed out", m.log_dir, log.path());
+          Fail(
+              "pod {}: mongod is not listening on {} ({}; see {}/mongod.log, {}/mongod.out and {})",
+              m.name, m.host, sup.stopping() ? "interrupted" : "timed out", m.log_dir, m.log_dir,
+              log.path());
       }
       InitiateOnce(spec, sup, deadline, &log);
       std::string states;

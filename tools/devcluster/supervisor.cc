@@ -145,6 +145,9 @@ void Supervisor::Start(Container& c) {
       dup2(in_fd, 0);
       dup2(out_fd, 1);
       dup2(out_fd, 2);
+      // Descriptors other threads opened without O_CLOEXEC (driver sockets) stay out of the
+      // container; the failure pipe is close-on-exec already. Best effort on old kernels.
+      close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
       execve(argv[0], argv.data(), envp.data());
       f = {1, errno};
     }
