@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -14,7 +16,10 @@
 #include "codec/codec.h"
 #include "control/connect.h"
 #include "control/control.h"
+#include "control/restore_status.h"
 #include "mongo/client.h"
+#include "restore/node_restore.h"
+#include "restore/preflight.h"
 #include "storage/storage.h"
 
 namespace pbm::agent {
@@ -49,6 +54,19 @@ class Agent {
   Agent(const AgentOptions& o, const std::atomic<bool>& stop) : o_(o), stop_(stop) {}
 
   void Run() {
+    // A restore that died with this agent (kill -9, OOM) is finished first: before the commit
+    // the node's old data and entrypoint go back, after it the restore completes.
+    if (!o_.dbpath.empty() && std::filesystem::is_directory(o_.dbpath)) {
+      auto r = restore::RecoverInterruptedRestore(o_.dbpath);
+      if (r == restore::InterruptedRestore::kRolledBack) {
+        spdlog::warn("an interrupted restore on {} was rolled back: the old data and the "
+                     "entrypoint are back", o_.dbpath);
+        ReportInterruptedRestore("the agent stopped during the restore; this member's old data "
+                                 "and entrypoint were put back");
+      } else if (r == restore::InterruptedRestore::kCompleted) {
+        spdlog::info("an interrupted restore on {} was completed", o_.dbpath);
+      }
+    }
     node_ = std::make_unique<mongo::Client>(o_.mongodb_uri, 5000);
     int64_t started = NowUnix();
     int64_t last_hb = 0, last_stale_check = 0;
@@ -56,6 +74,7 @@ class Agent {
     while (!stop_) {
       try {
         if (!cluster_) Connect();
+        FlushInterruptedRestore();
         int64_t now = NowUnix();
         if (now - last_hb >= o_.heartbeat_secs) {
           Heartbeat();
@@ -66,8 +85,12 @@ class Agent {
           last_stale_check = now;
         }
         for (const auto& cmd : ctl_->CommandsSince(started - 1)) {
-          if (!seen.insert(cmd.opid).second) continue;
-          if (cmd.cmd == "backup") StartBackup(cmd);
+          if (seen.count(cmd.opid)) continue;
+          // A command that arrives while this agent is busy waits for the next poll.
+          bool taken = true;
+          if (cmd.cmd == "backup") taken = StartWorker(cmd, [this](const auto& c) { RunBackup(c); });
+          if (cmd.cmd == "restore") taken = StartWorker(cmd, [this](const auto& c) { RunRestore(c); });
+          if (taken) seen.insert(cmd.opid);
         }
       } catch (const Error& e) {
         spdlog::warn("agent: {}", e.what());
@@ -130,18 +153,246 @@ class Agent {
     }
   }
 
-  void StartBackup(const control::Command& cmd) {
-    if (busy_) return;
+  // Runs `fn` on the worker thread; false when the agent is busy with another operation.
+  bool StartWorker(const control::Command& cmd, std::function<void(const control::Command&)> fn) {
+    if (busy_) return false;
     if (worker_.joinable()) worker_.join();
     busy_ = true;
-    worker_ = std::thread([this, cmd] {
+    worker_ = std::thread([this, cmd, fn] {
       try {
-        RunBackup(cmd);
+        fn(cmd);
       } catch (const std::exception& e) {
-        spdlog::error("backup {}: {}", cmd.args.value("name", std::string()), e.what());
+        spdlog::error("{} {}: {}", cmd.cmd, cmd.args.value("name", std::string()), e.what());
       }
       busy_ = false;
     });
+    return true;
+  }
+
+  // After a rollback at startup: once the cluster is reachable again, the restores on the
+  // storage that still wait for this member get its error (the others saw its heartbeat stop).
+  void ReportInterruptedRestore(const std::string& msg) {
+    spdlog::error("restore: {}", msg);
+    interrupted_msg_ = msg;
+  }
+
+  void FlushInterruptedRestore() {
+    if (interrupted_msg_.empty() || !ctl_) return;
+    auto cfg = ctl_->GetConfig();
+    if (!cfg || !cfg->contains("storage")) return;
+    auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
+    control::RestoreMember me{info_.replset, info_.me};
+    for (const auto& r : control::ListRestores(*st)) {
+      auto s = control::ReadRestoreStatus(*st, r);
+      for (const auto& n : s.nodes) {
+        if (n.host == me.host && n.replset == me.replset && n.phase != "done" && n.phase != "error") {
+          control::WriteNodePhase(*st, r, me, "error", interrupted_msg_);
+        }
+      }
+    }
+    interrupted_msg_.clear();
+  }
+
+  // Waits until every member reached `phase` (true) or one failed / went silent (false).
+  bool WaitAll(storage::Storage& st, const std::string& restore, const std::string& phase,
+               const control::RestoreMember& me, std::string* why, int timeout_secs) {
+    int64_t deadline = NowUnix() + timeout_secs;
+    while (!stop_) {
+      control::WriteNodeHeartbeat(st, restore, me);
+      auto s = control::ReadRestoreStatus(st, restore);
+      bool all = true;
+      for (const auto& n : s.nodes) {
+        if (n.phase == "error" || (!n.error.empty() && n.phase != "done")) {
+          *why = n.replset + "/" + n.host + ": " + (n.error.empty() ? "failed" : n.error);
+          return false;
+        }
+        if (control::PhaseRank(n.phase) < control::PhaseRank(phase)) all = false;
+      }
+      if (all) return true;
+      if (NowUnix() > deadline) {
+        *why = "timed out after " + std::to_string(timeout_secs) + " s waiting for every member to reach '" + phase + "'";
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    }
+    *why = "the agent is stopping";
+    return false;
+  }
+
+  void RunRestore(const control::Command& cmd) {
+    std::string name = cmd.args.value("name", std::string());
+    std::string backup_name = cmd.args.value("backup", std::string());
+    NodeInfo n;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      n = info_;
+    }
+    control::RestoreMember me{n.replset, n.me};
+    mongo::Client cluster_client(control::ClusterUri(*node_, o_.mongodb_uri), 10000);
+    Control ctl(cluster_client);
+    auto cfg = ctl.GetConfig();
+    if (!cfg || !cfg->contains("storage")) return;
+    auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
+    auto plan_meta = control::ReadRestorePlan(*st, name);
+    bool member = false;
+    for (const auto& m : plan_meta.members) member |= m.host == me.host && m.replset == me.replset;
+    if (!member) return;
+    bool was_primary = n.state == "PRIMARY";
+    spdlog::info("restore {} of backup {} on {}", name, backup_name, me.host);
+
+    // 1. Pre-flight, before anything is touched.
+    std::unique_ptr<restore::NodeRestore> nr;
+    try {
+      auto meta = Json::parse(st->ReadAll(backup::MetaObjectName(backup_name))).get<backup::BackupMeta>();
+      const backup::ReplsetMeta* src = nullptr;
+      for (const auto& r : meta.replsets) {
+        if (r.name == me.replset || meta.replsets.size() == 1) src = &r;
+      }
+      if (!src) Fail(ErrorKind::kNotFound, "backup {} has no replset {}", backup_name, me.replset);
+      backup::MongodOptions node_opts = backup::ReadMongodOptions(*node_, o_.encryption_key_file);
+      std::string version = node_->RunCommand("admin", {{"buildInfo", 1}}).value("version", std::string());
+      Json rs_config = node_->RunCommand("admin", {{"replSetGetConfig", 1}})["config"];
+      if (o_.dbpath.empty()) {
+        Fail(ErrorKind::kInvalidArgument,
+             "the agent does not know where the node's data volume is mounted: start it with "
+             "--dbpath (or PBM_DBPATH)");
+      }
+      restore::RestorePlan p;
+      p.storage = st.get();
+      p.backup_name = backup_name;
+      p.source_replset = src->name;
+      p.dbpath = o_.dbpath;
+      p.mongod_binary = ResolveMongodPath(o_.mongod_path);
+      p.security_args = restore::SecurityArgs(node_opts);
+      if (!o_.encryption_key_file.empty()) {
+        for (size_t i = 0; i + 1 < p.security_args.size(); ++i) {
+          if (p.security_args[i] == "--encryptionKeyFile") p.security_args[i + 1] = o_.encryption_key_file;
+        }
+      }
+      p.storage_args = restore::StorageArgs(src->mongod_opts);
+      p.restore_to = src->last_write_ts;
+      p.replset_config = rs_config;
+      p.work_dir = (std::filesystem::temp_directory_path() / ("pbm-restore-" + name + "-" + std::to_string(getpid()))).string();
+      p.node_uri = o_.mongodb_uri;
+      p.node_options = node_opts;
+      p.node_version = version;
+      p.node_name = me.host;
+      p.parallelism = o_.parallel;
+      nr = std::make_unique<restore::NodeRestore>(std::move(p));
+      nr->Validate();
+    } catch (const std::exception& e) {
+      control::WriteNodePhase(*st, name, me, "error", std::string("pre-flight: ") + e.what());
+      spdlog::error("restore {}: pre-flight failed, nothing was changed: {}", name, e.what());
+      return;
+    }
+    control::WriteNodePhase(*st, name, me, "preflight");
+    std::string why;
+    if (!WaitAll(*st, name, "preflight", me, &why, 120)) {
+      control::WriteNodePhase(*st, name, me, "error", "not started, nothing changed: " + why);
+      return;
+    }
+
+    // 2. Hide the entrypoint, stop mongod (secondaries first), replace and recover the data.
+    std::atomic<bool> hb_stop{false};
+    std::thread hb([&] {
+      while (!hb_stop) {
+        try {
+          control::WriteNodeHeartbeat(*st, name, me);
+        } catch (const std::exception&) {
+        }
+        for (int i = 0; i < 40 && !hb_stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+    });
+    auto stop_hb = [&] {
+      hb_stop = true;
+      if (hb.joinable()) hb.join();
+    };
+    try {
+      nr->HideEntrypoint();
+      if (was_primary) {
+        // The primary goes last, once every other member is down.
+        int64_t deadline = NowUnix() + 300;
+        while (true) {
+          auto s = control::ReadRestoreStatus(*st, name);
+          bool others_down = true;
+          for (const auto& x : s.nodes) {
+            if (x.host == me.host) continue;
+            if (x.phase == "error") Fail(ErrorKind::kUnavailable, "member {} failed: {}", x.host, x.error);
+            if (control::PhaseRank(x.phase) < control::PhaseRank("down")) others_down = false;
+          }
+          if (others_down) break;
+          if (NowUnix() > deadline) Fail(ErrorKind::kTimeout, "the secondaries did not stop within 300 s");
+          std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        }
+      }
+      nr->ShutdownMongod();
+      nr->WaitMongodDown();
+      control::WriteNodePhase(*st, name, me, "down");
+      nr->MoveDataAside();
+      nr->Download();
+      nr->Recover();
+      control::WriteNodePhase(*st, name, me, "ready");
+      if (!WaitAll(*st, name, "ready", me, &why, 3600)) {
+        Fail(ErrorKind::kUnavailable, "another member failed, so this one rolls back too: {}", why);
+      }
+      nr->Commit();
+    } catch (const std::exception& e) {
+      std::string err = e.what();
+      try {
+        nr->Rollback();
+        err += "; this member's old data and entrypoint are back";
+      } catch (const std::exception& e2) {
+        err += std::string("; ROLLBACK FAILED: ") + e2.what();
+      }
+      control::WriteNodePhase(*st, name, me, "error", err);
+      stop_hb();
+      spdlog::error("restore {}: {}", name, err);
+      return;
+    }
+    // 3. Committed: the entrypoint comes back, the container restarts mongod on the new data.
+    try {
+      nr->RestoreEntrypoint();
+      nr->DropFallback();
+      int64_t deadline = NowUnix() + 600;
+      while (!stop_) {
+        try {
+          NodeInfo now = Describe(*node_);
+          if (now.state == "PRIMARY" || now.state == "SECONDARY") break;
+        } catch (const Error&) {
+        }
+        if (NowUnix() > deadline) Fail(ErrorKind::kTimeout, "the node did not come back healthy within 600 s");
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
+      control::WriteNodePhase(*st, name, me, "done");
+    } catch (const std::exception& e) {
+      control::WriteNodePhase(*st, name, me, "error", std::string("after the commit: ") + e.what());
+      stop_hb();
+      return;
+    }
+    stop_hb();
+    // The first member of the plan records the result in the cluster once every member is done:
+    // the restored admin database holds the backup list of the backup's time, so it is resynced.
+    if (!plan_meta.members.empty() && plan_meta.members[0].host == me.host) {
+      int64_t deadline = NowUnix() + 600;
+      while (NowUnix() < deadline && !stop_) {
+        auto s = control::ReadRestoreStatus(*st, name);
+        if (s.status == "done" || s.status == "error") {
+          try {
+            mongo::Client c2(control::ClusterUri(*node_, o_.mongodb_uri), 30000);
+            Control ctl2(c2);
+            control::ResyncBackupsFromStorage(ctl2, *st);
+            ctl2.PutRestore({{"name", name}, {"backup", backup_name}, {"opid", cmd.opid},
+                             {"status", s.status}, {"error", s.error},
+                             {"start_ts", plan_meta.start_ts}, {"finish_ts", NowUnix()}});
+          } catch (const std::exception& e) {
+            spdlog::warn("restore {}: recording the result in the cluster: {}", name, e.what());
+          }
+          break;
+        }
+        std::this_thread::sleep_for(std::chrono::seconds(1));
+      }
+    }
+    spdlog::info("restore {} done on {}", name, me.host);
   }
 
   void RunBackup(const control::Command& cmd) {
@@ -155,9 +406,14 @@ class Agent {
     if (n.state != "PRIMARY" && n.state != "SECONDARY") return;
     // Prefer a secondary (hidden first), as PBM does: the primary waits before competing.
     int wait = n.state == "PRIMARY" ? o_.primary_grace_secs : (n.hidden ? 0 : 1);
-    for (int i = 0; i < wait * 20 && !stop_; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     mongo::Client cluster_client(control::ClusterUri(*node_, o_.mongodb_uri), 10000);
     Control ctl(cluster_client);
+    for (int i = 0; i < wait * 4 && !stop_; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      for (const auto& l : ctl.Locks()) {
+        if (l.opid == cmd.opid) return;  // another member took it
+      }
+    }
     if (!ctl.AcquireLock({n.replset, n.me, "backup", cmd.opid, 0})) return;
     auto meta_opt = ctl.GetBackup(name);
     if (!meta_opt || meta_opt->status != "starting") {
@@ -271,10 +527,44 @@ class Agent {
   std::mutex mu_;
   NodeInfo info_;
   std::atomic<bool> busy_{false};
+  std::string interrupted_msg_;
   std::thread worker_;
 };
 
 }  // namespace
+
+std::string ResolveMongodPath(const std::string& flag) {
+  namespace fs = std::filesystem;
+  if (!flag.empty()) {
+    if (access(flag.c_str(), X_OK) != 0) {
+      Fail(ErrorKind::kNotFound, "mongod binary {} is not executable; the backup-agent image must "
+           "carry mongod (--mongod-path)", flag);
+    }
+    return flag;
+  }
+  if (const char* path = std::getenv("PATH")) {
+    std::string p = path;
+    size_t start = 0;
+    while (start <= p.size()) {
+      size_t colon = p.find(':', start);
+      std::string dir = p.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+      if (!dir.empty() && access((fs::path(dir) / "mongod").c_str(), X_OK) == 0) {
+        return (fs::path(dir) / "mongod").string();
+      }
+      if (colon == std::string::npos) break;
+      start = colon + 1;
+    }
+  }
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    fs::path w = self.parent_path() / "wtmongod";
+    if (access(w.c_str(), X_OK) == 0) return w.string();
+  }
+  Fail(ErrorKind::kNotFound,
+       "no mongod binary for restores: not given with --mongod-path, no mongod on PATH, no "
+       "wtmongod beside pbm-agent; the backup-agent image must carry mongod");
+}
 
 void RunAgent(const AgentOptions& opts, const std::atomic<bool>& stop) {
   Agent(opts, stop).Run();

@@ -11,6 +11,7 @@ namespace pbm::agent {
 struct AgentOptions {
   std::string mongodb_uri;        // the node beside it (directConnection)
   std::string mongod_path;        // its own mongod binary (restores): flag, else PATH, else wtmongod
+  std::string dbpath;             // the node's data volume as mounted in the agent (restores)
   std::string encryption_key_file;  // where the node's key file is mounted ("" = the node's path)
   int parallel = 4;               // files copied at once
   int poll_ms = 1000;
@@ -18,6 +19,10 @@ struct AgentOptions {
   // A primary waits this long before competing for a backup so a healthy secondary takes it.
   int primary_grace_secs = 5;
 };
+
+// The mongod binary for restores: `flag`, else `mongod` on PATH, else `wtmongod` beside this
+// program; throws kNotFound naming what was tried.
+std::string ResolveMongodPath(const std::string& flag);
 
 // Runs until `stop` becomes true. Throws only for bad options; connection trouble is logged
 // and retried.

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <iostream>
 #include <thread>
 
@@ -22,6 +23,7 @@ int main(int argc, char** argv) {
   std::string uri;
   app.add_option("--mongodb-uri", uri, "connection to the node beside the agent (or PBM_MONGODB_URI)");
   app.add_option("--mongod-path", o.mongod_path, "mongod binary for restores (default: mongod on PATH)");
+  app.add_option("--dbpath", o.dbpath, "the node's data volume as mounted here (or PBM_DBPATH)");
   app.add_option("--encryption-key-file", o.encryption_key_file,
                  "the node's encryption key file as mounted in the agent (default: the node's path)");
   app.add_option("--parallel", o.parallel, "files copied at once")->check(CLI::Range(1, 64));
@@ -29,6 +31,10 @@ int main(int argc, char** argv) {
                  "seconds a primary's agent waits before taking a backup a secondary could take")
       ->check(CLI::Range(0, 600));
   CLI11_PARSE(app, argc, argv);
+  auto env = [](const char* k) { const char* v = std::getenv(k); return std::string(v ? v : ""); };
+  if (o.dbpath.empty()) o.dbpath = env("PBM_DBPATH");
+  if (o.mongod_path.empty()) o.mongod_path = env("PBM_MONGOD_PATH");
+  if (o.encryption_key_file.empty()) o.encryption_key_file = env("PBM_ENCRYPTION_KEY_FILE");
   try {
     o.mongodb_uri = pbm::control::ResolveMongoUri(uri);
   } catch (const pbm::Error& e) {

@@ -7,10 +7,12 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "backup/format.h"
 #include "codec/codec.h"
+#include "control/restore_status.h"
 #include "storage/storage.h"
 
 namespace pbm::cli {
@@ -207,6 +209,142 @@ std::string Backup(const control::Control& ctl, const BackupArgs& a, const Outpu
            << HumanBytes(b.size) << ")\n";
   }
   return name;
+}
+
+namespace {
+
+Json RestoreJson(const control::RestoreStatus& s) {
+  Json nodes = Json::array();
+  for (const auto& n : s.nodes) {
+    Json j = {{"rs", n.replset}, {"host", n.host}, {"status", n.phase.empty() ? "starting" : n.phase}};
+    if (!n.error.empty()) j["error"] = n.error;
+    nodes.push_back(j);
+  }
+  Json j = {{"name", s.meta.name}, {"backup", s.meta.backup}, {"type", "physical"},
+            {"status", s.status}, {"start_ts", s.meta.start_ts}, {"nodes", nodes}};
+  if (!s.error.empty()) j["error"] = s.error;
+  return j;
+}
+
+void PrintRestore(const control::RestoreStatus& s, const Output& o) {
+  if (o.json) {
+    *o.out << RestoreJson(s).dump(2) << "\n";
+    return;
+  }
+  *o.out << "name: " << s.meta.name << "\nbackup: " << s.meta.backup << "\ntype: physical\nstatus: "
+         << s.status << "\n";
+  if (!s.error.empty()) *o.out << "error: " << s.error << "\n";
+  *o.out << "started: " << TimeStr(s.meta.start_ts) << "\nnodes:\n";
+  for (const auto& n : s.nodes) {
+    *o.out << "  - " << n.replset << "/" << n.host << ": " << (n.phase.empty() ? "starting" : n.phase);
+    if (!n.error.empty()) *o.out << " (" << n.error << ")";
+    *o.out << "\n";
+  }
+}
+
+}  // namespace
+
+std::string Restore(const control::Control& ctl, const mongo::Client& cluster, const RestoreArgs& a,
+                    const Output& o) {
+  if (!backup::IsValidBackupName(a.backup)) {
+    Fail(ErrorKind::kInvalidArgument, "'{}' is not a backup name (like 2026-11-23T10:00:00Z)", a.backup);
+  }
+  auto b = ctl.GetBackup(a.backup);
+  if (!b) Fail(ErrorKind::kNotFound, "backup {} not found (pbm list shows the backups)", a.backup);
+  if (b->status != "done") {
+    Fail(ErrorKind::kInvalidArgument, "backup {} is {}, not done; only a complete backup can be restored",
+         a.backup, b->status);
+  }
+  if (b->type != "physical") {
+    Fail(ErrorKind::kInvalidArgument, "backup {} is {}; only physical restores are supported yet", a.backup, b->type);
+  }
+  auto cfg = ctl.GetConfig();
+  if (!cfg) Fail(ErrorKind::kInvalidArgument, "storage is not configured: run pbm config --file <pbm.yaml> first");
+  auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
+  if (!st->Stat(backup::MetaObjectName(a.backup))) {
+    Fail(ErrorKind::kNotFound, "backup {} is not on the storage {} (its metadata object is missing)",
+         a.backup, st->Describe());
+  }
+  int64_t now = NowUnix();
+  for (const auto& l : ctl.Locks()) {
+    if (!l.stale(now)) {
+      Fail(ErrorKind::kConflict, "another operation is running: {} {} on {} ({}); wait for it to finish",
+           l.type, l.opid, l.node, l.replset);
+    }
+  }
+  int64_t healthy = 0;
+  for (const auto& ag : ctl.Agents()) healthy += ag.healthy(now);
+  Json rs_config = cluster.RunCommand("admin", {{"replSetGetConfig", 1}})["config"];
+  std::string set = rs_config.value("_id", std::string());
+  control::RestorePlanMeta m;
+  m.name = backup::BackupNameFor(now);
+  m.backup = a.backup;
+  m.start_ts = now;
+  for (const auto& mem : rs_config["members"]) {
+    m.members.push_back({set, mem.value("host", std::string())});
+  }
+  if (healthy < static_cast<int64_t>(m.members.size())) {
+    Fail(ErrorKind::kUnavailable,
+         "a physical restore needs a healthy pbm-agent beside every member: {} of {} are (pbm status)",
+         healthy, m.members.size());
+  }
+  while (st->Stat(control::RestorePrefix(m.name) + "meta.json")) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    m.name = backup::BackupNameFor(NowUnix());
+  }
+  m.opid = control::NewOpId();
+  control::WriteRestorePlan(*st, m);
+  ctl.PutRestore({{"name", m.name}, {"backup", m.backup}, {"opid", m.opid}, {"status", "starting"},
+                  {"start_ts", m.start_ts}});
+  ctl.SendCommand("restore", {{"name", m.name}, {"backup", m.backup}});
+  if (!o.json) *o.out << "Starting restore " << m.name << " from '" << a.backup << "'" << std::flush;
+  if (!a.wait) {
+    if (o.json) {
+      *o.out << Json{{"name", m.name}, {"backup", m.backup}}.dump() << "\n";
+    } else {
+      *o.out << ".\nRestore of the snapshot from '" << a.backup << "' has started.\n"
+             << "Check its status with: pbm describe-restore " << m.name << "\n";
+    }
+    return m.name;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_timeout_secs);
+  while (true) {
+    auto s = control::ReadRestoreStatus(*st, m.name);
+    if (s.status == "done") {
+      if (o.json) {
+        *o.out << RestoreJson(s).dump(2) << "\n";
+      } else {
+        *o.out << "\nRestore " << m.name << " done: every member runs on the data of '" << a.backup << "'\n";
+      }
+      return m.name;
+    }
+    if (s.status == "error") {
+      if (!o.json) *o.out << "\n";
+      Fail(ErrorKind::kIo, "restore {} failed: {}", m.name, s.error);
+    }
+    if (a.wait_timeout_secs > 0 && std::chrono::steady_clock::now() > deadline) {
+      Fail(ErrorKind::kTimeout, "restore {} still {} after {} s", m.name, s.status, a.wait_timeout_secs);
+    }
+    if (!o.json) *o.out << "." << std::flush;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
+void DescribeRestore(const control::Control* ctl, const std::string& config_file,
+                     const std::string& name, const Output& o) {
+  std::unique_ptr<storage::Storage> st;
+  if (!config_file.empty()) {
+    YAML::Node y = YAML::LoadFile(config_file);
+    st = storage::NewStorageFromConfig(YamlToJson(y)["storage"]);
+  } else {
+    auto cfg = ctl ? ctl->GetConfig() : std::nullopt;
+    if (!cfg) Fail(ErrorKind::kInvalidArgument, "no storage config: pass -c <pbm.yaml>");
+    st = storage::NewStorageFromConfig((*cfg)["storage"]);
+  }
+  if (!st->Stat(control::RestorePrefix(name) + "meta.json")) {
+    Fail(ErrorKind::kNotFound, "restore {} not found on {}", name, st->Describe());
+  }
+  PrintRestore(control::ReadRestoreStatus(*st, name), o);
 }
 
 void List(const control::Control& ctl, const Output& o) {

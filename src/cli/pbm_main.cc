@@ -36,11 +36,26 @@ int main(int argc, char** argv) {
   std::string name;
   describe->add_option("name", name, "backup name")->required();
   app.add_subcommand("status", "show agents, running operations and backups");
+  auto* restore = app.add_subcommand("restore", "restore a backup onto the cluster");
+  pbm::cli::RestoreArgs ra;
+  restore->add_option("backup", ra.backup, "backup name")->required();
+  restore->add_flag("-w,--wait", ra.wait, "wait for the restore to finish");
+  restore->add_option("--wait-time", ra.wait_timeout_secs, "give up waiting after N seconds (0: never)");
+  auto* describe_restore = app.add_subcommand("describe-restore", "show a restore's status");
+  std::string restore_name, config_path;
+  describe_restore->add_option("name", restore_name, "restore name")->required();
+  describe_restore->add_option("-c,--config", config_path,
+                               "pbm.yaml with the storage (when the cluster is down)");
 
   CLI11_PARSE(app, argc, argv);
   if (level != -1000) ba.compression_level = level;
   pbm::cli::Output o{out == "json", &std::cout};
   try {
+    if (*describe_restore && !config_path.empty()) {
+      // Works while every mongod is down: the status lives on the storage.
+      pbm::cli::DescribeRestore(nullptr, config_path, restore_name, o);
+      return 0;
+    }
     std::string u = pbm::control::ResolveMongoUri(uri);
     pbm::mongo::Client client(u, 10000);
     // A URI naming one member: reach its whole set (writes go to the primary).
@@ -61,6 +76,10 @@ int main(int argc, char** argv) {
       pbm::cli::DescribeBackup(ctl, name, o);
     } else if (app.got_subcommand("status")) {
       pbm::cli::Status(ctl, o);
+    } else if (*restore) {
+      pbm::cli::Restore(ctl, cluster ? *cluster : client, ra, o);
+    } else if (*describe_restore) {
+      pbm::cli::DescribeRestore(&ctl, "", restore_name, o);
     }
   } catch (const pbm::Error& e) {
     if (o.json) {

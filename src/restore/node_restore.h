@@ -112,13 +112,16 @@ class NodeRestore {
 
   // All steps in order. On failure after HideEntrypoint: rolls back (see Rollback) and throws
   // pbm::Error of the original kind, "restore <backup> on <dbpath>: <Step>: <cause>" (plus the
-  // rollback's own failure, if any). A failure in Validate touches nothing. A failure to drop
-  // the fallback after the commit is not an error of the restore: it is reported through
-  // `progress` and left to RecoverInterruptedRestore.
+  // rollback's own failure, if any). A failure in Validate touches nothing. After Commit there
+  // is no rollback: a failure to put the entrypoint back throws (the restored data stays; the
+  // state file lets RecoverInterruptedRestore finish), a failure to drop the fallback is only
+  // reported through `progress` and also left to RecoverInterruptedRestore.
   void Run();
 
   // The steps, for callers that interleave their own (a cluster restore coordinating nodes).
   // Each throws pbm::Error naming what failed and leaves the state file telling how far it got.
+  // Validate must come first (the later steps throw kInternal otherwise), and each step refuses
+  // (kInternal) to run before the one it depends on, so old data is never overwritten.
   void Validate();           // kInvalidArgument / kNotFound / kCorrupt / kIncompatible / kConflict
   void HideEntrypoint();     // idempotent; writes the state file first
   void ShutdownMongod();     // no-op without node_uri; the node being down already is fine
@@ -161,10 +164,11 @@ enum class InterruptedRestore {
 
 // Finishes a restore that died midway on `dbpath`, from its state file: before the commit it is
 // rolled back (old data and entrypoint back, downloaded files removed), after it completed.
-// First waits (up to `lock_timeout`) until no mongod holds the dbpath — the temporary mongod
-// of the dead restore dies with it, but may take a moment. Also removes a fallback directory
-// left by a completed restore that died while dropping it. Throws kTimeout / kIo / kCorrupt
-// (unreadable state file) naming the dbpath; calling it again after a failure is safe.
+// Before touching data it waits (up to `lock_timeout`) until no process holds mongod.lock —
+// the temporary mongod of the dead restore dies with it, but may take a moment; a restore that
+// died right after hiding the entrypoint only gets its entrypoint back. Also removes a fallback
+// directory left by a completed restore that died while dropping it. Throws kTimeout / kIo /
+// kCorrupt (unreadable state file) naming the dbpath; calling it again after a failure is safe.
 InterruptedRestore RecoverInterruptedRestore(
     const std::string& dbpath, std::chrono::milliseconds lock_timeout = std::chrono::seconds(120));
 

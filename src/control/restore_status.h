@@ -1,0 +1,76 @@
+// A physical restore's status lives on the backup storage, because every mongod of the cluster
+// is down while it runs (as PBM does):
+//   .pbm.restore/<restore>/meta.json                   what is restored where (written by pbm)
+//   .pbm.restore/<restore>/rs.<rs>/node.<host>.<phase>  each member's progress
+//   .pbm.restore/<restore>/rs.<rs>/node.<host>.hb       each member's agent heartbeat
+// Phases, in order: preflight (checks passed), down (mongod stopped, entrypoint hidden), ready
+// (new data recovered, old data kept aside), done (committed, member healthy), or error (with
+// the reason; the member's old data and entrypoint are back).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "control/control.h"
+#include "storage/storage.h"
+
+namespace pbm::control {
+
+struct RestoreMember {
+  std::string replset;
+  std::string host;
+};
+
+struct RestorePlanMeta {
+  std::string name;    // the restore's name (its start time)
+  std::string backup;  // the backup restored
+  std::string opid;
+  int64_t start_ts = 0;
+  std::vector<RestoreMember> members;
+};
+
+struct NodeRestoreStatus {
+  std::string replset;
+  std::string host;
+  std::string phase;  // "" (nothing yet), preflight, down, ready, done, error
+  std::string error;
+  int64_t heartbeat = 0;
+  int64_t phase_ts = 0;
+};
+
+struct RestoreStatus {
+  RestorePlanMeta meta;
+  std::string status;  // starting | running | done | error
+  std::string error;   // every member's error, joined
+  std::vector<NodeRestoreStatus> nodes;
+};
+
+std::string RestorePrefix(const std::string& restore);
+
+void WriteRestorePlan(storage::Storage& st, const RestorePlanMeta& m);
+RestorePlanMeta ReadRestorePlan(const storage::Storage& st, const std::string& restore);
+
+// Records a member's phase (and error) and its heartbeat.
+void WriteNodePhase(storage::Storage& st, const std::string& restore, const RestoreMember& me,
+                    const std::string& phase, const std::string& error = "");
+void WriteNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me);
+
+// The whole restore as the files say. A member whose agent has not heartbeaten for
+// kLockStaleSecs counts as failed.
+RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& restore);
+
+// Phase order for comparisons: "" < preflight < down < ready < done; error is terminal.
+int PhaseRank(const std::string& phase);
+
+// Restore names on the storage, newest first.
+std::vector<std::string> ListRestores(const storage::Storage& st);
+
+}  // namespace pbm::control
+
+namespace pbm::control {
+// Rebuilds the cluster's backup list (pbmBackups) from the `<name>.pbm.json` objects on the
+// storage: after a physical restore the cluster holds the admin database of the backup's time.
+// Returns the number of backups found.
+int ResyncBackupsFromStorage(const Control& ctl, const storage::Storage& st);
+}  // namespace pbm::control
