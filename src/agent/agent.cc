@@ -63,6 +63,12 @@ class Agent {
                      "entrypoint are back", o_.dbpath);
         ReportInterruptedRestore("the agent stopped during the restore; this member's old data "
                                  "and entrypoint were put back");
+      } else if (r == restore::InterruptedRestore::kStagingRemoved) {
+        spdlog::warn("an interrupted restore on {} was downloading: its staging copy was "
+                     "removed, the node was not touched", o_.dbpath);
+        ReportInterruptedRestore("the agent stopped while downloading the backup; its staging "
+                                 "copy was removed, this member's mongod and old data were not "
+                                 "touched");
       } else if (r == restore::InterruptedRestore::kCompleted) {
         spdlog::info("an interrupted restore on {} was completed", o_.dbpath);
       }
@@ -292,7 +298,7 @@ class Agent {
       return;
     }
 
-    // 2. Hide the entrypoint, stop mongod (secondaries first), replace and recover the data.
+    // The member's heartbeat while it downloads and while its mongod is down.
     std::atomic<bool> hb_stop{false};
     std::thread hb([&] {
       while (!hb_stop) {
@@ -307,6 +313,42 @@ class Agent {
       hb_stop = true;
       if (hb.joinable()) hb.join();
     };
+
+    // 2. Download into the staging directory while mongod runs untouched; every member must
+    // hold the whole backup, verified, before any mongod stops. A failure removes the staging
+    // copy only.
+    try {
+      nr->Download();
+    } catch (const std::exception& e) {
+      std::string err = std::string("download: ") + e.what();
+      try {
+        nr->Rollback();
+        err += "; the staging copy was removed, this member was not touched";
+      } catch (const std::exception& e2) {
+        err += std::string("; removing the staging copy failed: ") + e2.what();
+      }
+      control::WriteNodePhase(*st, name, me, "error", err);
+      stop_hb();
+      spdlog::error("restore {}: {}", name, err);
+      return;
+    }
+    control::WriteNodePhase(*st, name, me, "staged");
+    // Liveness comes from the heartbeats (a dead member fails the wait within kLockStaleSecs);
+    // the timeout only bounds the slowest member's download.
+    if (!WaitAll(*st, name, "staged", me, &why, 24 * 3600)) {
+      std::string err = "not started, mongod not touched: " + why;
+      try {
+        nr->Rollback();
+        err += "; the staging copy was removed";
+      } catch (const std::exception& e2) {
+        err += std::string("; removing the staging copy failed: ") + e2.what();
+      }
+      control::WriteNodePhase(*st, name, me, "error", err);
+      stop_hb();
+      return;
+    }
+
+    // 3. Hide the entrypoint, stop mongod (secondaries first), move the staged data in, recover.
     try {
       nr->HideEntrypoint();
       if (was_primary) {
@@ -329,7 +371,7 @@ class Agent {
       nr->WaitMongodDown();
       control::WriteNodePhase(*st, name, me, "down");
       nr->MoveDataAside();
-      nr->Download();
+      nr->MoveStagedIn();
       nr->Recover();
       control::WriteNodePhase(*st, name, me, "ready");
       if (!WaitAll(*st, name, "ready", me, &why, 3600)) {
@@ -349,7 +391,7 @@ class Agent {
       spdlog::error("restore {}: {}", name, err);
       return;
     }
-    // 3. Committed: the entrypoint comes back, the container restarts mongod on the new data.
+    // 4. Committed: the entrypoint comes back, the container restarts mongod on the new data.
     try {
       nr->RestoreEntrypoint();
       nr->DropFallback();
@@ -380,6 +422,9 @@ class Agent {
           try {
             mongo::Client c2(control::ClusterUri(*node_, o_.mongodb_uri), 30000);
             Control ctl2(c2);
+            // The restored admin database holds the locks and backup list of the backup's
+            // time: clear the one, rebuild the other from the storage.
+            ctl2.ClearLocks();
             control::ResyncBackupsFromStorage(ctl2, *st);
             ctl2.PutRestore({{"name", name}, {"backup", backup_name}, {"opid", cmd.opid},
                              {"status", s.status}, {"error", s.error},

@@ -109,6 +109,9 @@ void ConfigSet(const control::Control& ctl, const std::string& file, const Outpu
   }
   ctl.EnsureSetup();
   ctl.SetConfig(cfg);
+  // As PBM does when the storage is (re)configured: the backup list follows the storage, so a
+  // cluster pointed at a storage holding other clusters' backups can restore them.
+  control::ResyncBackupsFromStorage(ctl, *st, /*keep_running=*/true);
   ConfigShow(ctl, o);
 }
 
@@ -160,7 +163,9 @@ std::string Backup(const control::Control& ctl, const BackupArgs& a, const Outpu
   m.type = a.type;
   m.status = "starting";
   m.compression = std::string(codec::CodecName(c));
-  m.compression_level = level;
+  // ResolveLevel gives 0 for the codecs without levels (none, snappy): record no level for them,
+  // or the agent's ResolveLevel refuses "level 0" and every none/snappy backup fails.
+  if (level != 0) m.compression_level = level;
   m.start_ts = NowUnix();
   m.last_transition_ts = m.start_ts;
   m.pbm_version = backup::kPbmVersion;
@@ -311,6 +316,17 @@ std::string Restore(const control::Control& ctl, const mongo::Client& cluster, c
   while (true) {
     auto s = control::ReadRestoreStatus(*st, m.name);
     if (s.status == "done") {
+      // The members are up; the first one records the result and resyncs the backup list.
+      auto rec_deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+      while (std::chrono::steady_clock::now() < rec_deadline) {
+        try {
+          auto rec = ctl.GetRestore(m.name);
+          if (rec && rec->value("status", std::string()) == "done") break;
+        } catch (const Error&) {
+          // The cluster is still electing or starting.
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      }
       if (o.json) {
         *o.out << RestoreJson(s).dump(2) << "\n";
       } else {

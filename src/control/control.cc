@@ -110,6 +110,8 @@ void Control::ReleaseLock(const std::string& replset, const std::string& opid) c
   c_.Delete(kDb, kLockColl, {{"replset", replset}, {"opid", opid}});
 }
 
+void Control::ClearLocks() const { c_.Delete(kDb, kLockColl, Json::object()); }
+
 std::vector<Lock> Control::Locks() const {
   std::vector<Lock> out;
   for (auto& d : c_.Find(kDb, kLockColl, Json::object())) out.push_back(LockFrom(d));

@@ -86,6 +86,8 @@ class Control {
   bool HeartbeatLock(const std::string& replset, const std::string& opid) const;
   void ReleaseLock(const std::string& replset, const std::string& opid) const;
   std::vector<Lock> Locks() const;
+  // Removes every lock (after a physical restore the data holds the locks of the backup's time).
+  void ClearLocks() const;
 
   void PutAgent(const AgentStatus& a) const;
   std::vector<AgentStatus> Agents() const;

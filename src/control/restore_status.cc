@@ -10,10 +10,11 @@ std::string RestorePrefix(const std::string& restore) { return ".pbm.restore/" +
 
 int PhaseRank(const std::string& phase) {
   if (phase == "preflight") return 1;
-  if (phase == "down") return 2;
-  if (phase == "ready") return 3;
-  if (phase == "done") return 4;
-  if (phase == "error") return 5;
+  if (phase == "staged") return 2;
+  if (phase == "down") return 3;
+  if (phase == "ready") return 4;
+  if (phase == "done") return 5;
+  if (phase == "error") return 6;
   return 0;
 }
 
@@ -136,7 +137,7 @@ std::vector<std::string> ListRestores(const storage::Storage& st) {
 
 namespace pbm::control {
 
-int ResyncBackupsFromStorage(const Control& ctl, const storage::Storage& st) {
+int ResyncBackupsFromStorage(const Control& ctl, const storage::Storage& st, bool keep_running) {
   int n = 0;
   std::set<std::string> on_storage;
   for (const auto& o : st.List("")) {
@@ -150,8 +151,14 @@ int ResyncBackupsFromStorage(const Control& ctl, const storage::Storage& st) {
       // An unreadable metadata object is not a backup; `pbm list` will not show it.
     }
   }
+  int64_t now = NowUnix();
   for (const auto& b : ctl.Backups()) {
-    if (!on_storage.count(b.name)) ctl.DeleteBackup(b.name);
+    if (on_storage.count(b.name)) continue;
+    if (keep_running && (b.status == "starting" || b.status == "running") &&
+        now - std::max(b.heartbeat, b.start_ts) <= kLockStaleSecs) {
+      continue;
+    }
+    ctl.DeleteBackup(b.name);
   }
   return n;
 }

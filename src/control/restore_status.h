@@ -3,9 +3,10 @@
 //   .pbm.restore/<restore>/meta.json                   what is restored where (written by pbm)
 //   .pbm.restore/<restore>/rs.<rs>/node.<host>.<phase>  each member's progress
 //   .pbm.restore/<restore>/rs.<rs>/node.<host>.hb       each member's agent heartbeat
-// Phases, in order: preflight (checks passed), down (mongod stopped, entrypoint hidden), ready
-// (new data recovered, old data kept aside), done (committed, member healthy), or error (with
-// the reason; the member's old data and entrypoint are back).
+// Phases, in order: preflight (checks passed), staged (the backup's files downloaded and
+// verified into the staging directory, mongod still running), down (mongod stopped, entrypoint
+// hidden), ready (new data recovered, old data kept aside), done (committed, member healthy),
+// or error (with the reason; the member's old data and entrypoint are back).
 #pragma once
 
 #include <optional>
@@ -33,7 +34,7 @@ struct RestorePlanMeta {
 struct NodeRestoreStatus {
   std::string replset;
   std::string host;
-  std::string phase;  // "" (nothing yet), preflight, down, ready, done, error
+  std::string phase;  // "" (nothing yet), preflight, staged, down, ready, done, error
   std::string error;
   int64_t heartbeat = 0;
   int64_t phase_ts = 0;
@@ -60,7 +61,7 @@ void WriteNodeHeartbeat(storage::Storage& st, const std::string& restore, const 
 // kLockStaleSecs counts as failed.
 RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& restore);
 
-// Phase order for comparisons: "" < preflight < down < ready < done; error is terminal.
+// Phase order for comparisons: "" < preflight < staged < down < ready < done; error is terminal.
 int PhaseRank(const std::string& phase);
 
 // Restore names on the storage, newest first.
@@ -71,6 +72,9 @@ std::vector<std::string> ListRestores(const storage::Storage& st);
 namespace pbm::control {
 // Rebuilds the cluster's backup list (pbmBackups) from the `<name>.pbm.json` objects on the
 // storage: after a physical restore the cluster holds the admin database of the backup's time.
-// Returns the number of backups found.
-int ResyncBackupsFromStorage(const Control& ctl, const storage::Storage& st);
+// Returns the number of backups found. With keep_running, a backup still starting or running
+// (its metadata object is written last) stays listed while its heartbeat is fresh: `pbm config`
+// resyncs while a backup may run.
+int ResyncBackupsFromStorage(const Control& ctl, const storage::Storage& st,
+                             bool keep_running = false);
 }  // namespace pbm::control

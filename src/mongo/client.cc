@@ -2,6 +2,7 @@
 
 #include <mongoc/mongoc.h>
 
+#include <cstdio>
 #include <mutex>
 
 namespace pbm::mongo {
@@ -90,7 +91,16 @@ struct Client::Impl {
 };
 
 Client::Client(const std::string& uri, int timeout_ms) : impl_(std::make_unique<Impl>()) {
-  std::call_once(g_init, [] { mongoc_init(); });
+  std::call_once(g_init, [] {
+    mongoc_init();
+    // The driver's own chatter (monitor retries, debug lines) is not the user's business:
+    // failures reach callers as errors. Keep only its errors.
+    mongoc_log_set_handler(
+        [](mongoc_log_level_t level, const char* domain, const char* message, void*) {
+          if (level <= MONGOC_LOG_LEVEL_ERROR) fprintf(stderr, "mongoc %s: %s\n", domain, message);
+        },
+        nullptr);
+  });
   redacted_ = Redact(uri);
   bson_error_t err;
   impl_->uri = mongoc_uri_new_with_error(uri.c_str(), &err);

@@ -69,29 +69,41 @@ std::string HiddenName(const std::string& entrypoint) {
 std::string StatePath(const std::string& dbpath) { return dbpath + "/" + kStateFileName; }
 std::string StateTmpPath(const std::string& dbpath) { return StatePath(dbpath) + ".tmp"; }
 std::string FallbackPath(const std::string& dbpath) { return dbpath + "/" + kFallbackDirName; }
+std::string StagingPath(const std::string& dbpath) { return dbpath + "/" + kStagingDirName; }
 
 // ---- the state file ------------------------------------------------------------------------
 
 // Phases, in the order a restore passes them. Rollback phases come after kCommitted only in
-// number; a rollback never starts from kCommitted.
+// number; a rollback never starts from kCommitted. In kStaging and kStaged mongod runs and only
+// the staging directory is ours; from kHidden on, the entrypoint may be hidden.
 enum class Phase {
+  kStaging,  // downloading into the staging directory
+  kStaged,   // the staging directory holds every file, verified and fsynced
   kHidden,
-  kMoving,
-  kDownloading,
+  kMoving,    // old data → fallback
+  kMovingIn,  // staging → dbpath
   kRecovering,
   kCommitted,
   kDiscarding,
   kRestoringOld
 };
 
+constexpr Phase kAllPhases[] = {Phase::kStaging,   Phase::kStaged,     Phase::kHidden,
+                                Phase::kMoving,    Phase::kMovingIn,   Phase::kRecovering,
+                                Phase::kCommitted, Phase::kDiscarding, Phase::kRestoringOld};
+
 const char* PhaseName(Phase p) {
   switch (p) {
+    case Phase::kStaging:
+      return "staging";
+    case Phase::kStaged:
+      return "staged";
     case Phase::kHidden:
       return "hidden";
     case Phase::kMoving:
       return "moving";
-    case Phase::kDownloading:
-      return "downloading";
+    case Phase::kMovingIn:
+      return "moving_in";
     case Phase::kRecovering:
       return "recovering";
     case Phase::kCommitted:
@@ -107,7 +119,7 @@ const char* PhaseName(Phase p) {
 struct State {
   std::string backup;
   std::string replset;
-  Phase phase = Phase::kHidden;
+  Phase phase = Phase::kStaging;
   std::string entrypoint;
   std::string hidden;
 };
@@ -161,8 +173,10 @@ std::optional<State> ReadState(const std::string& dbpath) {
     s.hidden = j.at("hidden_entrypoint").get<std::string>();
     std::string phase = j.at("phase").get<std::string>();
     bool known = false;
-    for (Phase p : {Phase::kHidden, Phase::kMoving, Phase::kDownloading, Phase::kRecovering,
-                    Phase::kCommitted, Phase::kDiscarding, Phase::kRestoringOld}) {
+    // "downloading" is the phase of state files written before the download moved into the
+    // staging directory: new files in the dbpath, old data aside. kMovingIn undoes it the same.
+    if (phase == "downloading") phase = PhaseName(Phase::kMovingIn);
+    for (Phase p : kAllPhases) {
       if (phase == PhaseName(p)) {
         s.phase = p;
         known = true;
@@ -187,7 +201,7 @@ void RemoveState(const std::string& dbpath) {
 // Entries of the dbpath that belong to the restore (never moved aside, never discarded).
 bool IsOwnEntry(const std::string& name, const State& s, const std::string& dbpath) {
   if (name == kStateFileName || name == std::string(kStateFileName) + ".tmp" ||
-      name == kFallbackDirName) {
+      name == kFallbackDirName || name == kStagingDirName) {
     return true;
   }
   for (const std::string& p : {s.entrypoint, s.hidden}) {
@@ -217,12 +231,26 @@ void UnhideEntrypoint(const State& s) {
   SyncDir(Parent(s.entrypoint));
 }
 
+// Removes the staging directory (a partial or complete download: never the node's data).
+void RemoveStaging(const std::string& dbpath) {
+  if (!Exists(StagingPath(dbpath))) return;
+  RemoveAll(StagingPath(dbpath));
+  SyncDir(dbpath);
+}
+
 // Puts the old data and the entrypoint back; resumable from any phase before kCommitted.
 void RollbackFromState(const std::string& dbpath, State s) {
   if (s.phase == Phase::kCommitted) {
     Fail(ErrorKind::kInternal, "roll back the restore on {}: it is already committed", dbpath);
   }
-  if (s.phase == Phase::kDownloading || s.phase == Phase::kRecovering ||
+  // Whatever was staged goes first: it is never the node's data, in any phase.
+  RemoveStaging(dbpath);
+  if (s.phase == Phase::kStaging || s.phase == Phase::kStaged) {
+    // mongod was never stopped nor its entrypoint hidden: nothing else to undo.
+    RemoveState(dbpath);
+    return;
+  }
+  if (s.phase == Phase::kMovingIn || s.phase == Phase::kRecovering ||
       s.phase == Phase::kDiscarding) {
     s.phase = Phase::kDiscarding;
     WriteState(dbpath, s);
@@ -251,6 +279,7 @@ void RollbackFromState(const std::string& dbpath, State s) {
 // Finishes a committed restore: entrypoint back, old data removed, state removed.
 void CompleteFromState(const std::string& dbpath, const State& s) {
   UnhideEntrypoint(s);
+  RemoveStaging(dbpath);  // gone before the commit; a leftover is harmless
   RemoveAll(FallbackPath(dbpath));
   SyncDir(dbpath);
   RemoveState(dbpath);
@@ -391,13 +420,27 @@ void NodeRestore::Validate() {
          "RecoverInterruptedRestore (run by pbm-agent at startup) must undo it first",
          p.dbpath, s->backup, PhaseName(s->phase));
   }
-  if (Exists(FallbackPath(p.dbpath))) {
-    Fail(ErrorKind::kConflict,
-         "restore on {}: {} exists but no restore is pending; it is not ours to remove: inspect "
-         "it and remove it",
-         p.dbpath, FallbackPath(p.dbpath));
+  for (const std::string& dir : {FallbackPath(p.dbpath), StagingPath(p.dbpath)}) {
+    if (Exists(dir)) {
+      Fail(ErrorKind::kConflict,
+           "restore on {}: {} exists but no restore is pending; it is not ours to remove: "
+           "inspect it and remove it",
+           p.dbpath, dir);
+    }
   }
   backup_ = LoadRestorableBackup(*p.storage, p.backup_name, p.source_replset);
+  // A file named like the restore's own entries would be clobbered by (or clobber) them.
+  for (const auto& f : backup_.files.files) {
+    std::string top = f.name.substr(0, f.name.find('/'));
+    State own;
+    own.entrypoint = p.entrypoint;
+    own.hidden = HiddenName(p.entrypoint);
+    if (IsOwnEntry(top, own, p.dbpath)) {
+      Fail(ErrorKind::kCorrupt,
+           "restore on {}: the backup's file list names {}, a name the restore itself uses",
+           p.dbpath, f.name);
+    }
+  }
   if (plan_.restore_to.empty()) plan_.restore_to = backup_.replset.last_write_ts;
   if (p.node_options) {
     CheckCompatible(p.backup_name, backup_.replset, *p.node_options, p.node_version,
@@ -408,10 +451,12 @@ void NodeRestore::Validate() {
   struct statvfs vfs;
   if (::statvfs(p.dbpath.c_str(), &vfs) == 0) {
     int64_t avail = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+    // The staging copy sits beside the node's data, which stays in place (moving it aside
+    // and the staging copy in are renames): the backup's files need that much free space.
     if (avail < need) {
       Fail(ErrorKind::kIo,
-           "restore on {}: not enough space: the backup's files need {} bytes, {} are free (the "
-           "old data stays until the restore succeeded)",
+           "restore on {}: not enough space for the staging copy: the backup's files need {} "
+           "bytes, {} are free (the old data stays until the restore succeeded)",
            p.dbpath, need, avail);
     }
   }
@@ -423,26 +468,25 @@ void NodeRestore::Validate() {
 
 void NodeRestore::HideEntrypoint() {
   RequireValidated("HideEntrypoint");
-  State s;
-  if (auto existing = ReadState(plan_.dbpath)) {
-    s = *existing;
-    if (s.phase != Phase::kHidden) return;  // already past this step
-  } else {
-    s.backup = plan_.backup_name;
-    s.replset = plan_.source_replset;
-    s.entrypoint = plan_.entrypoint;
-    s.hidden = HiddenName(plan_.entrypoint);
-    s.phase = Phase::kHidden;
-    WriteState(plan_.dbpath, s);  // before the rename, so a crash right after it is undone
+  auto s = ReadState(plan_.dbpath);
+  if (!s || s->phase == Phase::kStaging) {
+    // The node stops only once the whole backup is downloaded and verified.
+    Fail(ErrorKind::kInternal, "HideEntrypoint before Download finished");
   }
-  if (Exists(s.entrypoint)) {
-    Rename(s.entrypoint, s.hidden);
-    SyncDir(Parent(s.entrypoint));
-    Report("HideEntrypoint", fmt::format("{} hidden as {}", s.entrypoint, s.hidden));
-  } else if (Exists(s.hidden)) {
-    Report("HideEntrypoint", fmt::format("{} already hidden", s.entrypoint));
+  if (s->phase == Phase::kStaged) {
+    s->phase = Phase::kHidden;
+    WriteState(plan_.dbpath, *s);  // before the rename, so a crash right after it is undone
+  } else if (s->phase != Phase::kHidden) {
+    return;  // already past this step
+  }
+  if (Exists(s->entrypoint)) {
+    Rename(s->entrypoint, s->hidden);
+    SyncDir(Parent(s->entrypoint));
+    Report("HideEntrypoint", fmt::format("{} hidden as {}", s->entrypoint, s->hidden));
+  } else if (Exists(s->hidden)) {
+    Report("HideEntrypoint", fmt::format("{} already hidden", s->entrypoint));
   } else {
-    Report("HideEntrypoint", fmt::format("no entrypoint {}: nothing to hide", s.entrypoint));
+    Report("HideEntrypoint", fmt::format("no entrypoint {}: nothing to hide", s->entrypoint));
   }
 }
 
@@ -469,7 +513,9 @@ void NodeRestore::WaitMongodDown() {
 void NodeRestore::MoveDataAside() {
   RequireValidated("MoveDataAside");
   auto s = ReadState(plan_.dbpath);
-  if (!s) Fail(ErrorKind::kInternal, "MoveDataAside before HideEntrypoint");
+  if (!s || s->phase == Phase::kStaging || s->phase == Phase::kStaged) {
+    Fail(ErrorKind::kInternal, "MoveDataAside before HideEntrypoint");
+  }
   if (s->phase != Phase::kHidden && s->phase != Phase::kMoving) return;
   // The node must be down before its files move; WaitMongodDown checked, check again.
   if (MongodLockState(plan_.dbpath) == LockState::kHeld) {
@@ -485,7 +531,7 @@ void NodeRestore::MoveDataAside() {
   SyncDir(plan_.dbpath);
   int moved = 0;
   for (const std::string& name : Entries(plan_.dbpath)) {
-    if (IsOwnEntry(name, *s, plan_.dbpath)) continue;
+    if (IsOwnEntry(name, *s, plan_.dbpath)) continue;  // the staging copy stays
     Rename(plan_.dbpath + "/" + name, fallback + "/" + name);
     ++moved;
   }
@@ -495,7 +541,7 @@ void NodeRestore::MoveDataAside() {
 }
 
 void NodeRestore::DownloadOne(const backup::FileEntry& f) {
-  std::string path = plan_.dbpath + "/" + f.name;
+  std::string path = StagingPath(plan_.dbpath) + "/" + f.name;
   try {
     codec::Codec c = codec::ParseCodec(backup_.files.codec);
     auto reader = plan_.storage->Open(f.object);
@@ -542,29 +588,33 @@ void NodeRestore::DownloadOne(const backup::FileEntry& f) {
 
 void NodeRestore::Download() {
   RequireValidated("Download");
-  auto s = ReadState(plan_.dbpath);
-  if (!s || (s->phase != Phase::kMoving && s->phase != Phase::kDownloading)) {
-    Fail(ErrorKind::kInternal, "Download before MoveDataAside");
+  State s;
+  if (auto existing = ReadState(plan_.dbpath)) {
+    s = *existing;
+    if (s.phase != Phase::kStaging) {
+      if (s.phase == Phase::kStaged) return;  // done already
+      Fail(ErrorKind::kInternal, "Download after the node was stopped (phase {})",
+           PhaseName(s.phase));
+    }
+  } else {
+    s.backup = plan_.backup_name;
+    s.replset = plan_.source_replset;
+    s.entrypoint = plan_.entrypoint;
+    s.hidden = HiddenName(plan_.entrypoint);
+    s.phase = Phase::kStaging;
+    WriteState(plan_.dbpath, s);  // before the staging directory exists
   }
-  std::vector<std::string> leftovers;
-  for (const std::string& name : Entries(plan_.dbpath)) {
-    if (!IsOwnEntry(name, *s, plan_.dbpath)) leftovers.push_back(name);
-  }
-  if (s->phase == Phase::kMoving && !leftovers.empty()) {
-    // Old data still in place: MoveDataAside did not finish. Never overwrite it.
-    Fail(ErrorKind::kInternal, "Download: {} still holds {} (MoveDataAside did not finish)",
-         plan_.dbpath, leftovers.front());
-  }
-  s->phase = Phase::kDownloading;
-  WriteState(plan_.dbpath, *s);  // before the first new file exists
-  // Files of an earlier attempt of this step are not trusted: start from an empty dbpath.
-  for (const std::string& name : leftovers) RemoveAll(plan_.dbpath + "/" + name);
+  // Files of an earlier attempt of this step are not trusted: start from an empty directory.
+  // Only the staging directory is written: the node's mongod keeps running on its data.
+  std::string staging = StagingPath(plan_.dbpath);
+  RemoveAll(staging);
+  if (::mkdir(staging.c_str(), 0700) != 0) FailErrno("create " + staging, errno);
   const auto& files = backup_.files.files;
-  std::set<std::string> dirs = {plan_.dbpath};
+  std::set<std::string> dirs = {staging};
   for (const auto& f : files) {
     std::string dir = Parent(f.name);
-    if (dir != ".") MkdirAll(plan_.dbpath, dir, &dirs);
-    if (dir != ".") dirs.insert(plan_.dbpath + "/" + dir);
+    if (dir != ".") MkdirAll(staging, dir, &dirs);
+    if (dir != ".") dirs.insert(staging + "/" + dir);
   }
   int64_t bytes_total = 0;
   for (const auto& f : files) bytes_total += f.size;
@@ -611,13 +661,55 @@ void NodeRestore::Download() {
   for (auto& t : threads) t.join();
   if (first_error) std::rethrow_exception(first_error);
   for (const auto& d : dirs) SyncDir(d);
+  SyncDir(plan_.dbpath);
+  s.phase = Phase::kStaged;
+  WriteState(plan_.dbpath, s);  // only now may the node be stopped
+  Report("Download",
+         fmt::format("{} files, {} bytes staged in {}", files.size(), bytes_total, staging));
+}
+
+void NodeRestore::MoveStagedIn() {
+  RequireValidated("MoveStagedIn");
+  auto s = ReadState(plan_.dbpath);
+  if (!s || (s->phase != Phase::kMoving && s->phase != Phase::kMovingIn)) {
+    if (s && (s->phase == Phase::kRecovering || s->phase == Phase::kCommitted)) return;
+    Fail(ErrorKind::kInternal, "MoveStagedIn before MoveDataAside");
+  }
+  std::string staging = StagingPath(plan_.dbpath);
+  if (s->phase == Phase::kMoving) {
+    for (const std::string& name : Entries(plan_.dbpath)) {
+      if (!IsOwnEntry(name, *s, plan_.dbpath)) {
+        // Old data still in place: MoveDataAside did not finish. Never overwrite it.
+        Fail(ErrorKind::kInternal, "MoveStagedIn: {} still holds {} (MoveDataAside did not finish)",
+             plan_.dbpath, name);
+      }
+    }
+    if (!Exists(staging)) Fail(ErrorKind::kInternal, "MoveStagedIn: {} is missing", staging);
+    s->phase = Phase::kMovingIn;
+    WriteState(plan_.dbpath, *s);  // before the first new file is in the dbpath
+  }
+  // Resumable: what an earlier attempt moved is in the dbpath already, the rest still staged.
+  int moved = 0;
+  if (Exists(staging)) {
+    for (const std::string& name : Entries(staging)) {
+      Rename(staging + "/" + name, plan_.dbpath + "/" + name);
+      ++moved;
+    }
+    SyncDir(staging);
+    SyncDir(plan_.dbpath);
+    if (::rmdir(staging.c_str()) != 0) FailErrno("remove " + staging, errno);
+    SyncDir(plan_.dbpath);
+  }
+  Report("MoveStagedIn",
+         fmt::format("{} entries moved from {} into {}", moved, staging, plan_.dbpath));
 }
 
 void NodeRestore::Recover() {
   RequireValidated("Recover");
   auto s = ReadState(plan_.dbpath);
-  if (!s || (s->phase != Phase::kDownloading && s->phase != Phase::kRecovering)) {
-    Fail(ErrorKind::kInternal, "Recover before Download");
+  if (!s || (s->phase != Phase::kMovingIn && s->phase != Phase::kRecovering) ||
+      Exists(StagingPath(plan_.dbpath))) {
+    Fail(ErrorKind::kInternal, "Recover before MoveStagedIn");
   }
   s->phase = Phase::kRecovering;
   WriteState(plan_.dbpath, *s);
@@ -733,8 +825,9 @@ void NodeRestore::DropFallback() {
 void NodeRestore::Rollback() {
   auto s = ReadState(plan_.dbpath);
   if (!s) return;
+  bool staging_only = s->phase == Phase::kStaging || s->phase == Phase::kStaged;
   RollbackFromState(plan_.dbpath, *s);
-  Report("Rollback", "old data and entrypoint are back");
+  Report("Rollback", staging_only ? "staging copy removed" : "old data and entrypoint are back");
 }
 
 void NodeRestore::Run() {
@@ -746,8 +839,10 @@ void NodeRestore::Run() {
   } catch (const Error& e) {
     throw Error(e.kind(), wrap("Validate", e.what()));
   }
-  const char* step = "HideEntrypoint";
+  const char* step = "Download";
   try {
+    Download();  // mongod untouched: a bad backup is refused before the node stops
+    step = "HideEntrypoint";
     HideEntrypoint();
     step = "ShutdownMongod";
     ShutdownMongod();
@@ -755,8 +850,8 @@ void NodeRestore::Run() {
     WaitMongodDown();
     step = "MoveDataAside";
     MoveDataAside();
-    step = "Download";
-    Download();
+    step = "MoveStagedIn";
+    MoveStagedIn();
     step = "Recover";
     Recover();
     step = "Commit";
@@ -765,9 +860,11 @@ void NodeRestore::Run() {
     const Error* pe = dynamic_cast<const Error*>(&e);
     ErrorKind kind = pe ? pe->kind() : ErrorKind::kInternal;
     std::string msg = wrap(step, e.what());
+    bool staging_only = std::string(step) == "Download";
     try {
       Rollback();
-      msg += "; the old data and the entrypoint are back";
+      msg += staging_only ? "; the staging copy was removed, the node was not touched"
+                          : "; the old data and the entrypoint are back";
     } catch (const std::exception& re) {
       msg += fmt::format("; ROLLBACK FAILED: {} (RecoverInterruptedRestore retries it)", re.what());
     }
@@ -805,6 +902,12 @@ InterruptedRestore RecoverInterruptedRestore(const std::string& dbpath_in,
     if (s->phase == Phase::kCommitted) {
       CompleteFromState(dbpath, *s);
       return InterruptedRestore::kCompleted;
+    }
+    if (s->phase == Phase::kStaging || s->phase == Phase::kStaged) {
+      // Died while downloading: the node's mongod may be running on the dbpath right now; it
+      // is neither waited for nor touched, only the staging directory goes.
+      RollbackFromState(dbpath, *s);
+      return InterruptedRestore::kStagingRemoved;
     }
     if (s->phase != Phase::kHidden) {
       // The dead restore's temporary mongod dies with it (PR_SET_PDEATHSIG) but may take a

@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <thread>
 
@@ -300,7 +301,19 @@ class NodeRestoreTest : public ::testing::Test {
     EXPECT_EQ(ReadFile(entry_), kEntry);
     EXPECT_FALSE(fs::exists(db_ + "/" + kStateFileName));
     EXPECT_FALSE(fs::exists(db_ + "/" + kFallbackDirName));
+    EXPECT_FALSE(fs::exists(db_ + "/" + kStagingDirName));
     EXPECT_FALSE(fs::exists(db_ + "/.ps-entry.sh.pbm-hidden"));
+  }
+
+  bool Saw(const std::string& step) {
+    std::lock_guard<std::mutex> l(steps_mu_);
+    return std::find(steps_.begin(), steps_.end(), step) != steps_.end();
+  }
+
+  // The steps in the order they were first reported.
+  size_t FirstIndex(const std::string& step) {
+    std::lock_guard<std::mutex> l(steps_mu_);
+    return std::find(steps_.begin(), steps_.end(), step) - steps_.begin();
   }
 
   // Starts the restored node as a member of rs0 and checks that it holds the backup's data.
@@ -347,23 +360,44 @@ TEST_F(NodeRestoreTest, RestoresTheBackupAndPutsTheEntrypointBack) {
   EXPECT_FALSE(fs::exists(db_ + "/" + kStateFileName));
   EXPECT_FALSE(fs::exists(db_ + "/" + kFallbackDirName));
   EXPECT_FALSE(fs::exists(db_ + "/.ps-entry.sh.pbm-hidden"));
+  EXPECT_FALSE(fs::exists(db_ + "/" + kStagingDirName));
   EXPECT_TRUE(fs::exists(dir_ + "/work/mongod-restore-2-recover.log"));
-  for (const char* step :
-       {"Validate", "HideEntrypoint", "ShutdownMongod", "WaitMongodDown", "MoveDataAside",
-        "Download", "Recover", "Commit", "RestoreEntrypoint", "DropFallback"}) {
-    EXPECT_NE(std::find(steps_.begin(), steps_.end(), step), steps_.end()) << step;
+  // Every step ran, in this order: the whole download before the node is stopped.
+  std::vector<std::string> order = {"Validate",          "Download",       "HideEntrypoint",
+                                    "ShutdownMongod",    "WaitMongodDown", "MoveDataAside",
+                                    "MoveStagedIn",      "Recover",        "Commit",
+                                    "RestoreEntrypoint", "DropFallback"};
+  for (size_t i = 0; i < order.size(); ++i) {
+    EXPECT_TRUE(Saw(order[i])) << order[i];
+    if (i > 0) {
+      EXPECT_LT(FirstIndex(order[i - 1]), FirstIndex(order[i])) << order[i];
+    }
+  }
+  {
+    // The last Download report comes before the node is stopped too.
+    std::lock_guard<std::mutex> l(steps_mu_);
+    auto last_download = std::find(steps_.rbegin(), steps_.rend(), "Download");
+    EXPECT_LT(static_cast<size_t>(steps_.rend() - last_download - 1),
+              static_cast<size_t>(std::find(steps_.begin(), steps_.end(), "HideEntrypoint") -
+                                  steps_.begin()));
   }
   ExpectRestoredData(port);
 }
 
-TEST_F(NodeRestoreTest, CorruptObjectFailsAndPutsEverythingBack) {
-  auto files =
-      backup::Json::parse(base_storage_->ReadAll(backup::FileListObjectName(backup_name_, "rs0")))
-          .get<backup::FileList>();
+// The name of the object of a collection file, and the storage that serves it corrupted.
+std::string CollectionObject(storage::Storage& st, const std::string& backup_name) {
+  auto files = backup::Json::parse(st.ReadAll(backup::FileListObjectName(backup_name, "rs0")))
+                   .get<backup::FileList>();
   std::string victim;
   for (const auto& f : files.files) {
     if (f.name.rfind("collection-", 0) == 0) victim = f.object;
   }
+  return victim;
+}
+
+TEST_F(NodeRestoreTest, CorruptObjectIsRefusedBeforeTheNodeIsTouched) {
+  // The node's mongod is down (the caller would stop it): the dbpath stays byte-identical.
+  std::string victim = CollectionObject(*base_storage_, backup_name_);
   ASSERT_FALSE(victim.empty());
   storage::FaultyStorage faulty(base_storage_);
   faulty.CorruptByte(victim, 20);
@@ -374,11 +408,56 @@ TEST_F(NodeRestoreTest, CorruptObjectFailsAndPutsEverythingBack) {
     FAIL() << "the corrupt object was not noticed";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kCorrupt) << e.what();
-    EXPECT_THAT(e.what(), HasSubstr("Download"));
+    EXPECT_THAT(e.what(), HasSubstr(": Download: "));
     EXPECT_THAT(e.what(), HasSubstr(victim));
-    EXPECT_THAT(e.what(), HasSubstr("the old data and the entrypoint are back"));
+    EXPECT_THAT(e.what(), HasSubstr("the staging copy was removed, the node was not touched"));
   }
   ExpectUntouched();
+  EXPECT_FALSE(Saw("HideEntrypoint"));
+  EXPECT_FALSE(Saw("MoveDataAside"));
+}
+
+TEST_F(NodeRestoreTest, CorruptObjectLeavesTheRunningNodeAlone) {
+  // The node's mongod runs and the restore would shut it down itself (plan.node_uri): a corrupt
+  // object is found while downloading, before that; the same mongod keeps serving, untouched.
+  // Standalone: a replset member would write (noops, elections) and change its files.
+  int port = FreeLocalPort();
+  MongodProcess node(NodeOptions(bin_, db_, port, false));
+  node.Start();
+  std::vector<int> ids_before = Ids(node.client(), "c");
+  ASSERT_EQ(ids_before.size(), 140u);  // the data changed after the backup
+  // Idle: wtmongod checkpoints every 60 s (--syncdelay), far beyond this test.
+  auto running_before = HashTree(db_);
+  Json status_before = node.client().RunCommand("admin", {{"serverStatus", 1}});
+
+  std::string victim = CollectionObject(*base_storage_, backup_name_);
+  ASSERT_FALSE(victim.empty());
+  storage::FaultyStorage faulty(base_storage_);
+  faulty.CorruptByte(victim, 20);
+  RestorePlan p = Plan(port);
+  p.storage = &faulty;
+  p.node_uri = fmt::format("mongodb://{}/?directConnection=true", Host(port));
+  try {
+    NodeRestore(std::move(p)).Run();
+    FAIL() << "the corrupt object was not noticed";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorrupt) << e.what();
+    EXPECT_THAT(e.what(), HasSubstr(": Download: "));
+    EXPECT_THAT(e.what(), HasSubstr(victim));
+  }
+  EXPECT_FALSE(Saw("HideEntrypoint"));
+  EXPECT_FALSE(Saw("ShutdownMongod"));
+  // The same process, never restarted, still the primary with the same data.
+  Json status_after = node.client().RunCommand("admin", {{"serverStatus", 1}});
+  EXPECT_EQ(status_after.value("pid", Json()), status_before.value("pid", Json()));
+  EXPECT_GE(status_after.value("uptime", 0.0), status_before.value("uptime", 0.0));
+  EXPECT_EQ(Ids(node.client(), "c"), ids_before);
+  EXPECT_EQ(HashTree(db_), running_before);
+  EXPECT_EQ(ReadFile(entry_), kEntry);
+  EXPECT_FALSE(fs::exists(db_ + "/" + kStateFileName));
+  EXPECT_FALSE(fs::exists(db_ + "/" + kStagingDirName));
+  EXPECT_FALSE(fs::exists(db_ + "/" + kFallbackDirName));
+  node.Shutdown();
 }
 
 TEST_F(NodeRestoreTest, ChecksumMismatchFailsNamingTheFile) {
@@ -407,6 +486,7 @@ TEST_F(NodeRestoreTest, ChecksumMismatchFailsNamingTheFile) {
     EXPECT_THAT(e.what(), HasSubstr("SHA-256 mismatch"));
   }
   ExpectUntouched();
+  EXPECT_FALSE(Saw("HideEntrypoint"));
 }
 
 TEST_F(NodeRestoreTest, RecoverFailureRollsBack) {
@@ -424,17 +504,17 @@ TEST_F(NodeRestoreTest, RecoverFailureRollsBack) {
   ExpectUntouched();
 }
 
-TEST_F(NodeRestoreTest, KilledDuringDownloadIsUndoneAtStartup) {
+// Runs NodeRestore(plan).Run() in a child process and kills it (SIGKILL) once `at` returns true
+// for a progress report.
+void RunAndKill(RestorePlan p, std::function<bool(const Progress&)> at) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  RestorePlan p = Plan(FreeLocalPort());
-  p.parallelism = 1;
   int wfd = fds[1];
-  p.progress = [wfd](const Progress& pr) {
-    if (pr.step == "Download" && pr.files_done == 2) {
+  p.progress = [wfd, at](const Progress& pr) {
+    if (at(pr)) {
       ssize_t n = write(wfd, "x", 1);
       (void)n;
-      sleep(60);  // killed here, in the middle of the download
+      sleep(60);  // killed here
     }
   };
   pid_t child = fork();
@@ -450,16 +530,34 @@ TEST_F(NodeRestoreTest, KilledDuringDownloadIsUndoneAtStartup) {
   }
   close(fds[1]);
   pollfd pfd{fds[0], POLLIN, 0};
-  ASSERT_EQ(poll(&pfd, 1, 30000), 1) << "the child never reached the download";
+  int ready = poll(&pfd, 1, 30000);
   kill(child, SIGKILL);
   int status = 0;
   waitpid(child, &status, 0);
   close(fds[0]);
+  ASSERT_EQ(ready, 1) << "the child never reached the point to be killed at";
   ASSERT_TRUE(WIFSIGNALED(status));
-  // Midway: the entrypoint hidden, the old data aside, some new files in place.
-  EXPECT_FALSE(fs::exists(entry_));
-  EXPECT_TRUE(fs::exists(db_ + "/" + kFallbackDirName));
-  EXPECT_THAT(ReadFile(db_ + "/" + kStateFileName), HasSubstr("\"downloading\""));
+}
+
+TEST_F(NodeRestoreTest, KilledDuringStagingOnlyLosesTheStaging) {
+  // The node's mongod runs (the restore would stop it itself) while the agent dies in the
+  // middle of the download: at startup only the staging directory goes, mongod is not waited
+  // for (it still holds mongod.lock) nor touched.
+  int port = FreeLocalPort();
+  MongodProcess node(NodeOptions(bin_, db_, port, false));  // standalone: no writes of its own
+  node.Start();
+  auto running_before = HashTree(db_);  // idle: no checkpoint within 60 s
+  RestorePlan p = Plan(port);
+  p.node_uri = fmt::format("mongodb://{}/?directConnection=true", Host(port));
+  p.parallelism = 1;
+  RunAndKill(std::move(p),
+             [](const Progress& pr) { return pr.step == "Download" && pr.files_done == 2; });
+  // Midway: some files staged, the state file says so, the node untouched.
+  EXPECT_THAT(ReadFile(db_ + "/" + kStateFileName), HasSubstr("\"staging\""));
+  EXPECT_TRUE(fs::is_directory(db_ + "/" + kStagingDirName));
+  EXPECT_FALSE(fs::is_empty(db_ + "/" + kStagingDirName));
+  EXPECT_EQ(ReadFile(entry_), kEntry);
+  EXPECT_FALSE(fs::exists(db_ + "/" + kFallbackDirName));
   // A new restore refuses to start over it.
   try {
     NodeRestore(Plan(FreeLocalPort())).Run();
@@ -468,10 +566,52 @@ TEST_F(NodeRestoreTest, KilledDuringDownloadIsUndoneAtStartup) {
     EXPECT_EQ(e.kind(), ErrorKind::kConflict);
   }
 
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(RecoverInterruptedRestore(db_, std::chrono::seconds(20)),
+            InterruptedRestore::kStagingRemoved);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5))
+      << "waited for the running mongod";
+  EXPECT_FALSE(fs::exists(db_ + "/" + kStagingDirName));
+  EXPECT_FALSE(fs::exists(db_ + "/" + kStateFileName));
+  EXPECT_EQ(ReadFile(entry_), kEntry);
+  EXPECT_EQ(HashTree(db_), running_before);
+  EXPECT_EQ(Ids(node.client(), "c").size(), 140u);
+  EXPECT_EQ(RecoverInterruptedRestore(db_), InterruptedRestore::kNone);
+  node.Shutdown();
+}
+
+TEST_F(NodeRestoreTest, KilledAfterTheNodeStoppedIsUndoneAtStartup) {
+  // Killed once the staged files are in the dbpath and the old data is aside.
+  RunAndKill(Plan(FreeLocalPort()), [](const Progress& pr) { return pr.step == "MoveStagedIn"; });
+  EXPECT_FALSE(fs::exists(entry_));
+  EXPECT_TRUE(fs::exists(db_ + "/" + kFallbackDirName + "/WiredTiger"));
+  EXPECT_TRUE(fs::exists(db_ + "/WiredTiger"));
+  EXPECT_FALSE(fs::exists(db_ + "/" + kStagingDirName));
+  EXPECT_THAT(ReadFile(db_ + "/" + kStateFileName), HasSubstr("\"moving_in\""));
   EXPECT_EQ(RecoverInterruptedRestore(db_, std::chrono::seconds(10)),
             InterruptedRestore::kRolledBack);
   ExpectUntouched();
   EXPECT_EQ(RecoverInterruptedRestore(db_), InterruptedRestore::kNone);
+}
+
+TEST_F(NodeRestoreTest, StateFileOfTheOldProtocolIsStillRolledBack) {
+  // A state file written before the download moved into the staging directory ("downloading":
+  // new files in the dbpath, the old data aside) is rolled back as before.
+  NodeRestore r(Plan(FreeLocalPort()));
+  r.Validate();
+  r.Download();
+  r.HideEntrypoint();
+  r.WaitMongodDown();
+  r.MoveDataAside();
+  r.MoveStagedIn();
+  std::string state = ReadFile(db_ + "/" + kStateFileName);
+  size_t at = state.find("\"moving_in\"");
+  ASSERT_NE(at, std::string::npos) << state;
+  state.replace(at, 11, "\"downloading\"");
+  WriteFile(db_ + "/" + kStateFileName, state);
+  EXPECT_EQ(RecoverInterruptedRestore(db_, std::chrono::seconds(10)),
+            InterruptedRestore::kRolledBack);
+  ExpectUntouched();
 }
 
 TEST_F(NodeRestoreTest, CommittedRestoreInterruptedIsCompletedAtStartup) {
@@ -480,12 +620,21 @@ TEST_F(NodeRestoreTest, CommittedRestoreInterruptedIsCompletedAtStartup) {
   {
     NodeRestore r(Plan(port));
     r.Validate();
+    EXPECT_THROW(r.HideEntrypoint(), Error);  // never before the download
+    EXPECT_EQ(ReadFile(entry_), kEntry);
+    r.Download();
+    EXPECT_TRUE(fs::exists(db_ + "/" + kStagingDirName + "/WiredTiger"));
+    EXPECT_EQ(ReadFile(entry_), kEntry);
+    EXPECT_THROW(r.MoveStagedIn(), Error);  // never before the old data is aside
     r.HideEntrypoint();
     r.HideEntrypoint();  // idempotent
     r.ShutdownMongod();  // no node_uri: no-op
     r.WaitMongodDown();
     r.MoveDataAside();
-    r.Download();
+    EXPECT_TRUE(fs::exists(db_ + "/" + kStagingDirName + "/WiredTiger"));  // not moved aside
+    EXPECT_FALSE(fs::exists(db_ + "/" + kFallbackDirName + "/" + kStagingDirName));
+    r.MoveStagedIn();
+    EXPECT_FALSE(fs::exists(db_ + "/" + kStagingDirName));
     r.Recover();
     r.Commit();
   }
@@ -515,6 +664,7 @@ TEST_F(NodeRestoreTest, RunningNodeTimesOutAndIsLeftRunning) {
   }
   EXPECT_EQ(ReadFile(entry_), kEntry);
   EXPECT_FALSE(fs::exists(db_ + "/" + kStateFileName));
+  EXPECT_FALSE(fs::exists(db_ + "/" + kStagingDirName));
   EXPECT_NO_THROW(node.client().RunCommand("admin", {{"ping", 1}}));
   node.Shutdown();
 }
@@ -553,24 +703,50 @@ TEST_F(NodeRestoreTest, PlanAndBackupCheckedBeforeAnythingIsTouched) {
                  "cannot be restored on node db-0: encryption: the backup was taken with "
                  "encryption off, this node has it on; block compressor: backup snappy, node "
                  "zstd");
-  // A leftover fallback directory is not silently overwritten.
-  fs::create_directory(db_ + "/" + kFallbackDirName);
-  try {
-    NodeRestore(Plan(FreeLocalPort())).Run();
-    ADD_FAILURE() << "accepted a leftover fallback";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::kConflict);
+  // A leftover fallback or staging directory is not silently overwritten.
+  for (const char* dir : {kFallbackDirName, kStagingDirName}) {
+    fs::create_directory(db_ + "/" + dir);
+    WriteFile(db_ + "/" + dir + "/mine", "x");
+    try {
+      NodeRestore(Plan(FreeLocalPort())).Run();
+      ADD_FAILURE() << "accepted a leftover " << dir;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kConflict);
+      EXPECT_THAT(e.what(), HasSubstr(dir));
+    }
+    EXPECT_EQ(ReadFile(db_ + "/" + dir + "/mine"), "x");
+    fs::remove_all(db_ + "/" + dir);
+  }
+  // Not enough free space for the staging copy is refused up front. (A backup larger than any
+  // disk: its file list claims one enormous file.)
+  {
+    std::string name = backup::BackupNameFor(1767225602);
+    auto list =
+        backup::Json::parse(base_storage_->ReadAll(backup::FileListObjectName(backup_name_, "rs0")))
+            .get<backup::FileList>();
+    list.backup = name;
+    list.files.back().size = int64_t{1} << 60;
+    base_storage_->WriteAll(backup::FileListObjectName(name, "rs0"), Json(list).dump());
+    auto meta = backup::Json::parse(base_storage_->ReadAll(backup::MetaObjectName(backup_name_)))
+                    .get<backup::BackupMeta>();
+    meta.name = name;
+    base_storage_->WriteAll(backup::MetaObjectName(name), Json(meta).dump());
+    p = Plan(FreeLocalPort());
+    p.backup_name = name;
+    expect_refused(p, ErrorKind::kIo, "not enough space for the staging copy");
   }
 }
 
 TEST_F(NodeRestoreTest, RollbackAfterMoveAsideRestoresEverything) {
   NodeRestore r(Plan(FreeLocalPort()));
   r.Validate();
+  r.Download();
   r.HideEntrypoint();
   r.WaitMongodDown();
   r.MoveDataAside();
   ASSERT_FALSE(fs::exists(db_ + "/WiredTiger"));
   ASSERT_TRUE(fs::exists(db_ + "/" + kFallbackDirName + "/WiredTiger"));
+  ASSERT_TRUE(fs::exists(db_ + "/" + kStagingDirName + "/WiredTiger"));
   r.Rollback();
   ExpectUntouched();
   r.Rollback();  // idempotent

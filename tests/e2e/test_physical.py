@@ -130,6 +130,18 @@ class PhysicalTest(unittest.TestCase):
                                 "--out", "json", check=True).stdout)
         self.assertEqual(d["status"], "done")
         self.assertEqual(sorted(n["host"] for n in d["nodes"]), sorted(self.member_hosts()))
+        # Every member downloaded the whole backup (phase "staged") before any mongod stopped
+        # (phase "down"): the downtime excludes the download.
+        rdir = os.path.join(self.store, ".pbm.restore", self.restore_name(r.stdout))
+        phase_mtime = {}
+        for root, _, files in os.walk(rdir):
+            for fn in files:
+                for ph in ("staged", "down"):
+                    if fn.endswith("." + ph):
+                        phase_mtime.setdefault(ph, []).append(os.stat(os.path.join(root, fn)).st_mtime_ns)
+        self.assertEqual(len(phase_mtime.get("staged", [])), 3, phase_mtime)
+        self.assertEqual(len(phase_mtime.get("down", [])), 3, phase_mtime)
+        self.assertLess(max(phase_mtime["staged"]), min(phase_mtime["down"]))
         # The cluster works again, and the backup list was resynced from the storage.
         c.test.after.insert_one({"ok": 1})
         self.assertEqual(json.loads(self.pbm("list", "--out", "json", check=True).stdout)["snapshots"][0]["status"], "done")

@@ -1,0 +1,114 @@
+"""Physical backup and restore wall time against the plain tools on the same data.
+
+  /usr/bin/python3 bench/bench_physical.py [--size-gb 2] [--bin build/bin] [--workdir DIR]
+
+A 1-member replica set pod (devcluster: wtmongod + pbm-agent) is loaded until its dbpath holds
+--size-gb; then, in the same run and on the same data:
+  backup:  pbm backup --type=physical --compression=zstd (level 1 and 3) --wait
+           vs  tar -C dbpath -cf - . | zstd -1 -T2 > x.tar.zst
+  copy:    pbm backup --compression=none --wait   vs  cp -r dbpath
+  restore: pbm restore --wait (of the zstd level-1 backup)   vs  zstd -d < x.tar.zst | tar -x
+One member, so the restore and the tar extraction move the same bytes once. Not part of CI.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import string
+import subprocess
+import sys
+import tempfile
+import time
+
+import pymongo
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+
+
+def du(path):
+    return int(subprocess.run(["du", "-sb", path], capture_output=True, text=True).stdout.split()[0])
+
+
+def timed(fn):
+    t = time.time()
+    fn()
+    return time.time() - t
+
+
+def sh(cmd):
+    subprocess.run(cmd, shell=True, check=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-gb", type=float, default=2.0)
+    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "physical.json"))
+    a = ap.parse_args()
+    work = tempfile.mkdtemp(prefix="bench-physical-", dir=a.workdir)
+    dc = os.path.join(work, "dc")
+    res = {"size_gb_target": a.size_gb, "load_start": os.getloadavg()[0]}
+    try:
+        subprocess.run([os.path.join(a.bin, "devcluster"), "up", "--dir", dc, "--members", "1",
+                        "--detach", "--", "--syncdelay", "10"], check=True, capture_output=True)
+        info = json.load(open(os.path.join(dc, "cluster.json")))
+        uri, dbpath = info["uri"], info["members"][0]["dbpath"]
+        env = dict(os.environ, PBM_MONGODB_URI=uri)
+        pbm = lambda *args: subprocess.run([os.path.join(a.bin, "pbm"), *args], env=env, check=True,
+                                           capture_output=True, text=True)
+        cfg = os.path.join(work, "pbm.yaml")
+        open(cfg, "w").write("storage:\n  type: filesystem\n  filesystem:\n    path: %s\n" % os.path.join(work, "store"))
+        pbm("config", "--file", cfg)
+        # Text-like documents (compress about 3:1 with zstd, as real data often does).
+        words = ["".join(random.choice(string.ascii_lowercase) for _ in range(random.randint(3, 9)))
+                 for _ in range(5000)]
+        c = pymongo.MongoClient(uri)
+        coll = c.bench.get_collection("docs")
+        t0 = time.time()
+        n = 0
+        target = a.size_gb * (1 << 30)
+        while du(dbpath) < target:
+            batch = [{"_id": n + i, "n": n + i, "text": " ".join(random.choices(words, k=150))}
+                     for i in range(5000)]
+            coll.insert_many(batch, ordered=False)
+            n += len(batch)
+            if n % 200000 == 0:
+                print("loaded %d docs, dbpath %.2f GiB" % (n, du(dbpath) / (1 << 30)), flush=True)
+        time.sleep(12)  # a checkpoint after the load
+        res.update(docs=n, load_secs=round(time.time() - t0, 1), dbpath_bytes=du(dbpath))
+        print("dbpath: %.2f GiB, %d docs" % (res["dbpath_bytes"] / (1 << 30), n), flush=True)
+
+        def backup(comp, level=None):
+            args = ["backup", "--type=physical", "--compression=" + comp, "--wait"]
+            if level is not None:
+                args += ["--compression-level", str(level)]
+            return timed(lambda: pbm(*args))
+        res["pbm_backup_zstd1_s"] = backup("zstd", 1)
+        res["tar_zstd1_s"] = timed(lambda: sh("tar -C %s -cf - . | zstd -q -1 -T2 > %s/x.tar.zst" % (dbpath, work)))
+        res["pbm_backup_zstd3_s"] = backup("zstd", 3)
+        res["pbm_backup_none_s"] = backup("none")
+        res["cp_r_s"] = timed(lambda: sh("cp -r %s %s/cpcopy" % (dbpath, work)))
+        shutil.rmtree(os.path.join(work, "cpcopy"))
+        snaps = json.loads(pbm("list", "--out", "json").stdout)["snapshots"]
+        res["backups"] = [{k: s[k] for k in ("name", "compression", "size")} for s in snaps]
+        first = snaps[0]["name"]  # the zstd level-1 backup
+        res["tar_zst_bytes"] = os.path.getsize(os.path.join(work, "x.tar.zst"))
+        res["pbm_restore_s"] = timed(lambda: pbm("restore", first, "--wait"))
+        os.makedirs(os.path.join(work, "untar"))
+        res["zstd_d_tar_x_s"] = timed(lambda: sh("zstd -q -d -T2 < %s/x.tar.zst | tar -x -C %s/untar" % (work, work)))
+        res["load_end"] = os.getloadavg()[0]
+        res["backup_vs_tar"] = round(res["pbm_backup_zstd1_s"] / res["tar_zstd1_s"], 2)
+        res["copy_throughput_vs_cp"] = round(res["cp_r_s"] / res["pbm_backup_none_s"], 2)
+        res["restore_vs_untar"] = round(res["pbm_restore_s"] / res["zstd_d_tar_x_s"], 2)
+        print(json.dumps(res, indent=2))
+        os.makedirs(os.path.dirname(a.out), exist_ok=True)
+        json.dump(res, open(a.out, "w"), indent=2)
+    finally:
+        subprocess.run([os.path.join(a.bin, "devcluster"), "down", "--dir", dc], capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,317 @@
+"""Physical backup and restore under faults, as a user meets them on devcluster pods:
+
+- the agent running a backup is killed (-9): the backup ends `error` (never `done`), its lock is
+  taken over once stale and the next backup succeeds; while it ran, a second operation was refused;
+- an object of a backup is corrupted on the storage: the restore fails naming it, and every member
+  keeps serving its current data with its entrypoint in place;
+- an agent is killed (-9) in the middle of a restore's download: when it restarts, its member's
+  old data and entrypoint are back, the other members roll back too, the set is healthy on the
+  pre-restore data and the restore is `error`.
+"""
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import time
+import unittest
+
+import pymongo
+from bson.binary import Binary
+from pymongo import WriteConcern
+
+import harness as h
+from test_devcluster import Cluster, alive
+
+PBM = os.path.join(h.BIN, "pbm")
+STATE_FILE = ".pbm-restore.json"  # node_restore.h kStateFileName
+STALE_SECS = 30                   # control.h kLockStaleSecs
+
+
+class FaultsTest(unittest.TestCase):
+    def setUp(self):
+        self.started = time.time()
+        self.tmp = h.TempDir(prefix="physical-faults-")
+        self.cluster = Cluster(os.path.join(self.tmp.path, "dc"))
+        self.store = os.path.join(self.tmp.path, "store")
+        self.cfg = os.path.join(self.tmp.path, "pbm.yaml")
+        with open(self.cfg, "w") as f:
+            f.write("storage:\n  type: filesystem\n  filesystem:\n    path: %s\n" % self.store)
+
+    def tearDown(self):
+        self.cluster.cleanup()
+        self.tmp.__exit__(None, None, None)
+        print("\n  %s: %.1f s" % (self.id().split(".")[-1], time.time() - self.started), flush=True)
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def up(self):
+        p = self.cluster.run("up", "--dir", self.cluster.dir, "--members", "3", "--mongod",
+                             h.WTMONGOD, "--backoff-initial-ms", "200", "--backoff-max-ms", "1000",
+                             "--detach", "--", "--syncdelay", "2")
+        self.assertEqual(p.returncode, 0, p.stderr + self.cluster.log())
+        self.uri = self.cluster.info()["uri"]
+        h.wait_until(lambda: sum(a["ok"] for a in self.status()["cluster"]) == 3, 60,
+                     what="three healthy agents in pbm status")
+        self.pbm("config", "--file", self.cfg, check=True)
+
+    def pbm(self, *args, check=False, timeout=300):
+        p = subprocess.run([PBM, *args], capture_output=True, text=True, timeout=timeout,
+                           env=dict(os.environ, PBM_MONGODB_URI=self.uri))
+        if check and p.returncode != 0:
+            raise AssertionError("pbm %s failed (%d): %s%s" % (" ".join(args), p.returncode,
+                                                               p.stdout, p.stderr))
+        return p
+
+    def status(self):
+        return json.loads(self.pbm("status", "--out", "json", check=True).stdout)
+
+    def backup_status(self, name):
+        return json.loads(self.pbm("describe-backup", name, "--out", "json", check=True).stdout)
+
+    def describe_restore(self, name):
+        return json.loads(self.pbm("describe-restore", name, "-c", self.cfg, "--out", "json",
+                                   check=True).stdout)
+
+    def client(self):
+        return pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=30000)
+
+    def direct(self, member):
+        return pymongo.MongoClient(member["host"], directConnection=True,
+                                   readPreference="secondaryPreferred",
+                                   serverSelectionTimeoutMS=20000)
+
+    def members(self):
+        return self.cluster.info()["members"]
+
+    def load(self, mb, coll="big"):
+        """Inserts `mb` MiB of incompressible documents (1 MiB each, w:majority); the oplog holds
+        them again, so the dbpath grows by about twice that."""
+        c = self.client()
+        w = c.test.get_collection(coll, write_concern=WriteConcern(w="majority"))
+        for i in range(0, mb, 8):
+            w.insert_many([{"_id": j, "b": Binary(os.urandom(1 << 20))}
+                           for j in range(i, min(i + 8, mb))])
+        c.close()
+
+    def snapshot(self, member):
+        """What a user reads from one member: big's ids, and every document of the small
+        collections, hashed."""
+        with self.direct(member) as c:
+            ids = [d["_id"] for d in c.test.big.find({}, {"_id": 1}).sort("_id", 1)]
+            small = {}
+            for name in sorted(c.test.list_collection_names()):
+                if name == "big":
+                    continue
+                docs = list(c.test[name].find({}).sort("_id", 1))
+                small[name] = hashlib.sha256(repr(docs).encode()).hexdigest()
+            return {"big_ids": ids, "small": small}
+
+    def host_to_member(self, host):
+        return next(m for m in self.members() if m["host"] == host)
+
+    def roles(self):
+        """host -> PRIMARY/SECONDARY from pbm status."""
+        return {a["host"]: a["role"] for a in self.status()["cluster"]}
+
+    def entrypoints_in_place(self):
+        for m in self.members():
+            ep = os.path.join(m["dbpath"], "ps-entry.sh")
+            self.assertTrue(os.access(ep, os.X_OK), "entrypoint missing: " + ep)
+            leftovers = [e for e in os.listdir(m["dbpath"]) if e.startswith(".") and "pbm" in e]
+            self.assertEqual(leftovers, [], "restore leftovers in " + m["dbpath"])
+
+    def log_since(self, mark):
+        return self.cluster.log()[mark:]
+
+    @staticmethod
+    def restore_name(out):
+        for tok in out.replace("'", " ").split():
+            if tok.startswith("20") and tok.endswith("Z"):
+                return tok
+        raise AssertionError("no restore name in: " + out)
+
+    # ---- kill -9 of the agent running a backup ---------------------------------------------------
+
+    def test_agent_killed_mid_backup(self):
+        self.up()
+        small = self.pbm("backup", "--type=physical", "--wait", check=True)
+        first = json.loads(self.pbm("list", "--out", "json", check=True).stdout)["snapshots"][0]["name"]
+        self.assertIn(first, small.stdout)
+        self.load(160)
+        # gzip of incompressible data is slow enough to be caught in the middle.
+        p = self.pbm("backup", "--type=physical", "--compression=gzip", "--out", "json", check=True)
+        name = json.loads(p.stdout)["name"]
+
+        def running():
+            r = [x for x in self.status()["running"] if x["type"] == "backup"]
+            return r[0] if r else None
+        lock = h.wait_until(running, 60, interval=0.1, what="the backup's lock in pbm status")
+        self.assertFalse(lock["stale"])
+        self.assertEqual(self.backup_status(name)["status"], "running",
+                         "the backup should still run (load more data?)")
+        # A second operation while one runs is refused with a clear message.
+        second = self.pbm("backup", "--type=physical")
+        self.assertNotEqual(second.returncode, 0, second.stdout)
+        self.assertIn("another operation is running", second.stderr)
+        self.assertIn(lock["node"], second.stderr)
+        rest = self.pbm("restore", first)
+        self.assertNotEqual(rest.returncode, 0, rest.stdout)
+        self.assertIn("another operation is running", rest.stderr)
+        # kill -9 the agent holding the lock, while its backup runs.
+        victim = self.host_to_member(lock["node"])
+        old_pid = victim["agent_pid"]
+        self.assertEqual(self.backup_status(name)["status"], "running",
+                         "the backup ended before the kill (load more data?)")
+        os.kill(old_pid, signal.SIGKILL)
+        killed_at = time.time()
+        # devcluster restarts the agent (a new pid); the dead one's lock stays until stale.
+        h.wait_until(lambda: self.host_to_member(lock["node"])["agent_pid"] not in (None, old_pid)
+                     and alive(self.host_to_member(lock["node"])["agent_pid"]), 30,
+                     what="the agent restarted by devcluster")
+        held = [x for x in self.status()["running"] if x["opid"] == lock["opid"]]
+        self.assertEqual(len(held), 1, "the killed agent's lock vanished before it went stale")
+        # The backup ends `error` with the reason, never `done`.
+        seen = []
+
+        def ended():
+            s = self.backup_status(name)["status"]
+            seen.append(s)
+            return s in ("error", "done")
+        h.wait_until(ended, STALE_SECS + 40, interval=0.5, what="the killed backup to end")
+        self.assertNotIn("done", seen)
+        desc = self.backup_status(name)
+        self.assertEqual(desc["status"], "error")
+        self.assertIn("heartbeat", desc.get("error", ""))
+        self.assertGreaterEqual(time.time() - killed_at, STALE_SECS - 6,
+                                "failed before the heartbeat could be stale")
+        # Once the lock is stale, a new backup takes it over and completes.
+        h.wait_until(lambda: all(x["stale"] for x in self.status()["running"]), 30,
+                     what="the dead backup's lock to be stale")
+        again = self.pbm("backup", "--type=physical", "--compression=zstd", "--wait",
+                         "--wait-time", "180", timeout=240)
+        self.assertEqual(again.returncode, 0, again.stdout + again.stderr + self.cluster.log()[-3000:])
+        snaps = {s["name"]: s for s in json.loads(self.pbm("list", "--out", "json",
+                                                           check=True).stdout)["snapshots"]}
+        self.assertEqual(snaps[name]["status"], "error")
+        newest = max(n for n in snaps if n != name and n != first)
+        self.assertEqual(snaps[newest]["status"], "done")
+        self.assertEqual(self.status()["running"], [], "the lock was not released after the backup")
+        with self.client() as c:
+            logs = [d["msg"] for d in c.admin.pbmLog.find({"event": "lock"})]
+        self.assertTrue(any("took over the stale lock of operation " + lock["opid"] in m for m in logs),
+                        logs)
+        # The killed backup stays `error` (the dead agent's work never turns into `done`).
+        self.assertEqual(self.backup_status(name)["status"], "error")
+
+    # ---- a corrupted object ------------------------------------------------------------------
+
+    def test_corrupted_object_refused(self):
+        self.up()
+        c = self.client()
+        c.test.keep.insert_many([{"_id": i, "v": "x" * 100} for i in range(2000)])
+        self.pbm("backup", "--type=physical", "--compression=zstd", "--wait", check=True)
+        name = json.loads(self.pbm("list", "--out", "json", check=True).stdout)["snapshots"][0]["name"]
+        # The data after the backup: what every member must still serve afterwards.
+        c.test.get_collection("after", write_concern=WriteConcern(w=3)).insert_many(
+            [{"_id": i} for i in range(100)])
+        c.close()
+        before = {m["host"]: self.snapshot(m) for m in self.members()}
+        self.assertIn("after", before[self.members()[0]["host"]]["small"])
+        # Flip one byte in the middle of the largest data object (not the metadata).
+        with open(os.path.join(self.store, name, "rs0", "filelist.pbm")) as f:
+            files = json.load(f)["files"]
+        victim = max(files, key=lambda x: x["stored_size"])
+        obj = os.path.join(self.store, victim["object"])
+        with open(obj, "r+b") as f:
+            f.seek(victim["stored_size"] // 2)
+            b = f.read(1)
+            f.seek(victim["stored_size"] // 2)
+            f.write(bytes([b[0] ^ 0x5A]))
+        pids = {m["host"]: m["mongod_pid"] for m in self.members()}
+        mark = len(self.cluster.log())
+        r = self.pbm("restore", name, "--wait", "--wait-time", "180", timeout=240)
+        self.assertNotEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertTrue(victim["name"] in r.stderr or victim["object"] in r.stderr, r.stderr)
+        rname = self.restore_name(r.stdout + r.stderr)
+        self.assertEqual(self.describe_restore(rname)["status"], "error")
+        # Every member serves its current data, unchanged, with its entrypoint in place.
+        self.cluster.wait_healthy(120)
+        self.entrypoints_in_place()
+        for m in self.members():
+            h.wait_until(lambda: self.snapshot(m) == before[m["host"]], 60,
+                         what="the pre-restore data on " + m["host"])
+        with self.client() as c2:
+            c2.test.after2.insert_one({"ok": 1})
+        # Refused before replacing data: no member's mongod was stopped or restarted.
+        log = self.log_since(mark)
+        self.assertNotIn("container mongod: pid", log, "a mongod exited during the refused restore")
+        self.assertEqual({m["host"]: m["mongod_pid"] for m in self.members()}, pids, log)
+
+    # ---- kill -9 of an agent during the restore's download ----------------------------------
+
+    def downloading(self, dbpath):
+        """True while a restore downloads into this dbpath: the state file says so, or a staging
+        directory of the restore is filling up."""
+        try:
+            with open(os.path.join(dbpath, STATE_FILE)) as f:
+                phase = json.load(f).get("phase", "")
+            if "download" in phase or "stag" in phase:
+                return True
+        except (OSError, ValueError):
+            pass
+        for e in os.listdir(dbpath):
+            p = os.path.join(dbpath, e)
+            if "stag" in e and os.path.isdir(p) and os.listdir(p):
+                return True
+        return False
+
+    def test_agent_killed_mid_download(self):
+        self.up()
+        self.load(128)
+        c = self.client()
+        c.test.keep.insert_many([{"_id": i, "v": "k%d" % i} for i in range(1000)])
+        self.pbm("backup", "--type=physical", "--compression=none", "--wait", check=True)
+        name = json.loads(self.pbm("list", "--out", "json", check=True).stdout)["snapshots"][0]["name"]
+        # Changes after the backup: the restore would remove them; the rollback must keep them.
+        c.test.get_collection("after", write_concern=WriteConcern(w=3)).insert_many(
+            [{"_id": i} for i in range(100)])
+        c.test.get_collection("keep", write_concern=WriteConcern(w=3)).delete_many({"_id": {"$lt": 10}})
+        c.close()
+        before = {m["host"]: self.snapshot(m) for m in self.members()}
+        roles = self.roles()
+        victim = next(m for m in self.members() if roles[m["host"]] == "SECONDARY")
+        old_pid = victim["agent_pid"]
+        proc = subprocess.Popen([PBM, "restore", name, "--wait", "--wait-time", "200"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PBM_MONGODB_URI=self.uri))
+        try:
+            h.wait_until(lambda: self.downloading(victim["dbpath"]), 90, interval=0.02,
+                         what="the download on " + victim["host"])
+            os.kill(old_pid, signal.SIGKILL)
+            out, err = proc.communicate(timeout=220)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertNotEqual(proc.returncode, 0, out + err)
+        rname = self.restore_name(out + err)
+        # The restarted agent put this member's data and entrypoint back; the others rolled back
+        # too; the set is healthy on the pre-restore data.
+        self.cluster.wait_healthy(120)
+        self.assertNotEqual(self.host_to_member(victim["host"])["agent_pid"], old_pid)
+        self.entrypoints_in_place()
+        for m in self.members():
+            h.wait_until(lambda: self.snapshot(m) == before[m["host"]], 60,
+                         what="the pre-restore data on " + m["host"])
+        d = h.wait_until(lambda: (lambda d: d if d["status"] == "error" else None)(
+            self.describe_restore(rname)), 60, what="restore status error")
+        node = next(n for n in d["nodes"] if n["host"] == victim["host"])
+        self.assertEqual(node["status"], "error", d)
+        self.assertIn("old data", node.get("error", "") + d.get("error", ""), d)
+        with self.client() as c2:
+            c2.test.after2.insert_one({"ok": 1})
+
+
+if __name__ == "__main__":
+    unittest.main()
