@@ -781,6 +781,40 @@ std::vector<Doc> EnforceCap(Txn& txn, const Collection& c) {
   return removed;
 }
 
+UniqueIndexCursor::UniqueIndexCursor(Txn& txn, const IndexDesc& index, std::string after_key,
+                                     bool reverse)
+    : cur_(txn.Cursor("table:" + index.ident)), after_(std::move(after_key)), reverse_(reverse) {
+  cur_->reset(cur_);
+}
+
+bool UniqueIndexCursor::Next(std::string* key, int64_t* rid) {
+  int ret;
+  if (first_ && !after_.empty()) {
+    WT_ITEM k{after_.data(), after_.size()};
+    cur_->set_key(cur_, &k);
+    int exact = 0;
+    ret = cur_->search_near(cur_, &exact);
+    // Step past the last key already returned (and past a neighbour on the wrong side).
+    if (ret == 0 && (exact == 0 || (!reverse_ && exact < 0) || (reverse_ && exact > 0))) {
+      ret = reverse_ ? cur_->prev(cur_) : cur_->next(cur_);
+    }
+  } else {
+    ret = reverse_ ? cur_->prev(cur_) : cur_->next(cur_);
+  }
+  first_ = false;
+  if (ret == WT_NOTFOUND) {
+    cur_->reset(cur_);
+    return false;
+  }
+  CheckRet(ret, "index scan");
+  WT_ITEM k, v;
+  cur_->get_key(cur_, &k);
+  cur_->get_value(cur_, &v);
+  key->assign(static_cast<const char*>(k.data), k.size);
+  *rid = v.size == 8 ? FromBe64(static_cast<const uint8_t*>(v.data)) : 0;
+  return true;
+}
+
 RecordCursor::RecordCursor(Txn& txn, const Collection& c, int64_t start, bool reverse)
     : cur_(txn.Cursor(c.uri())), start_(start), reverse_(reverse) {
   cur_->reset(cur_);

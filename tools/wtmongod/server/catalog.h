@@ -112,6 +112,20 @@ std::vector<int64_t> LookupIndex(Txn& txn, const Collection& c, const IndexDesc&
 // Capped collections: removes the oldest documents beyond size/max. Returns the removed.
 std::vector<Doc> EnforceCap(Txn& txn, const Collection& c);
 
+// Iterates a unique index (the _id index) in key order, forward or backward, starting after
+// `after_key` ("" = from the start): yields each key and its record id. Serves sorts on _id.
+class UniqueIndexCursor {
+ public:
+  UniqueIndexCursor(Txn& txn, const IndexDesc& index, std::string after_key, bool reverse);
+  bool Next(std::string* key, int64_t* rid);
+
+ private:
+  WT_CURSOR* cur_;
+  std::string after_;
+  bool reverse_;
+  bool first_ = true;
+};
+
 // Iterates records in record-id order from `start` (inclusive), forward or backward.
 class RecordCursor {
  public:

@@ -273,6 +273,68 @@ class ScanSource {
   std::deque<Doc> buf_;
 };
 
+// Streams a collection in _id order through the _id index (sorts on _id need no memory), in
+// chunks of one short transaction each, resuming after the last index key.
+class IdOrderSource {
+ public:
+  IdOrderSource(Node& node, std::string ns, std::shared_ptr<query::Matcher> m,
+                std::shared_ptr<query::Projection> p, bool reverse, int64_t skip, int64_t limit)
+      : node_(node), ns_(std::move(ns)), m_(std::move(m)), p_(std::move(p)), reverse_(reverse),
+        skip_(skip), limit_(limit) {}
+
+  bool operator()(Doc* out) {
+    if (buf_.empty()) Refill();
+    if (buf_.empty()) return false;
+    *out = std::move(buf_.front());
+    buf_.pop_front();
+    return true;
+  }
+
+ private:
+  void Refill() {
+    if (done_ || (limit_ > 0 && returned_ >= limit_)) return;
+    auto c = node_.catalog().Get(ns_);
+    const IndexDesc* idx = c ? c->FindIndex("_id_") : nullptr;
+    if (!idx) {
+      done_ = true;
+      return;
+    }
+    storage::Txn txn(node_.engine());
+    UniqueIndexCursor ic(txn, *idx, last_key_, reverse_);
+    std::string key;
+    int64_t rid;
+    size_t bytes = 0;
+    while (buf_.size() < 1000 && bytes < 8 * 1024 * 1024) {
+      if (!ic.Next(&key, &rid)) {
+        done_ = true;
+        break;
+      }
+      last_key_ = key;
+      auto d = GetRecord(txn, *c, rid);
+      if (!d || (m_ && !m_->Matches(d->get()))) continue;
+      if (skip_ > 0) {
+        --skip_;
+        continue;
+      }
+      bytes += d->size();
+      buf_.push_back(p_ && !p_->empty() ? p_->Apply(d->get()) : std::move(*d));
+      if (limit_ > 0 && ++returned_ >= limit_) break;
+    }
+  }
+
+  Node& node_;
+  std::string ns_;
+  std::shared_ptr<query::Matcher> m_;
+  std::shared_ptr<query::Projection> p_;
+  bool reverse_;
+  int64_t skip_;
+  int64_t limit_;  // 0: no limit
+  int64_t returned_ = 0;
+  bool done_ = false;
+  std::string last_key_;
+  std::deque<Doc> buf_;
+};
+
 DocSource VectorSource(std::vector<Doc> docs) {
   auto v = std::make_shared<std::deque<Doc>>(std::make_move_iterator(docs.begin()),
                                              std::make_move_iterator(docs.end()));
@@ -554,8 +616,18 @@ Doc CmdFind(Node& node, const wire::Request& req, const bson_t* cmd) {
       natural_reverse = bson_iter_as_int64(&it) < 0;
     }
   }
+  int id_sort = 0;  // a sort on _id alone: served by the _id index, as mongod does
+  if (sort_doc && bson_count_keys(sort_doc->get()) == 1) {
+    bson_iter_t it;
+    if (Find(sort_doc->get(), "_id", &it) && BSON_ITER_HOLDS_NUMBER(&it)) {
+      id_sort = bson_iter_as_int64(&it) < 0 ? -1 : 1;
+    }
+  }
   if (!c) {
     cursor->source = VectorSource({});
+  } else if (id_sort != 0 && !c->oplog && !m->EqualityOn("_id")) {
+    auto src = std::make_shared<IdOrderSource>(node, ns, m, p, id_sort < 0, skip, limit);
+    cursor->source = [src](Doc* out) { return (*src)(out); };
   } else if (sort_doc && !sort_doc->empty() && !natural) {
     query::SortSpec sort(sort_doc->get());
     storage::Txn txn(node.engine());
