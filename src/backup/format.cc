@@ -83,6 +83,7 @@ void to_json(Json& j, const ReplsetMeta& r) {
            {"size_uncompressed", r.size_uncompressed},
            {"conditions", r.conditions}};
   if (!r.error.empty()) j["error"] = r.error;
+  if (r.backup_cursor_id != 0) j["backup_cursor_id"] = r.backup_cursor_id;
 }
 void from_json(const Json& j, ReplsetMeta& r) {
   r.name = j.value("name", std::string());
@@ -99,6 +100,7 @@ void from_json(const Json& j, ReplsetMeta& r) {
   r.size = j.value("size", int64_t{0});
   r.size_uncompressed = j.value("size_uncompressed", int64_t{0});
   if (j.contains("conditions")) r.conditions = j["conditions"].get<std::vector<Condition>>();
+  r.backup_cursor_id = j.value("backup_cursor_id", int64_t{0});
 }
 
 void to_json(Json& j, const BackupMeta& b) {

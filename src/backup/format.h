@@ -88,6 +88,10 @@ struct ReplsetMeta {
   int64_t size = 0;              // stored bytes
   int64_t size_uncompressed = 0;
   std::vector<Condition> conditions;
+  // The node's $backupCursor id while the copy runs (0 once it is closed). Recorded so that a
+  // later backup can kill the cursor of an agent that died (kill -9) holding it: mongod keeps
+  // it open until its idle timeout (10 min) and refuses a second $backupCursor meanwhile.
+  int64_t backup_cursor_id = 0;
 };
 void to_json(Json& j, const ReplsetMeta& r);
 void from_json(const Json& j, ReplsetMeta& r);

@@ -98,7 +98,7 @@ class FaultsTest(unittest.TestCase):
         """What a user reads from one member: big's ids, and every document of the small
         collections, hashed."""
         with self.direct(member) as c:
-            ids = [d["_id"] for d in c.test.big.find({}, {"_id": 1}).sort("_id", 1)]
+            ids = sorted(d["_id"] for d in c.test.big.find({}, {"_id": 1}))
             small = {}
             for name in sorted(c.test.list_collection_names()):
                 if name == "big":
@@ -159,7 +159,7 @@ class FaultsTest(unittest.TestCase):
         self.assertNotEqual(rest.returncode, 0, rest.stdout)
         self.assertIn("another operation is running", rest.stderr)
         # kill -9 the agent holding the lock, while its backup runs.
-        victim = self.host_to_member(lock["node"])
+        victim = self.host_to_member(lock["node"]); print("victim", lock["node"], flush=True)
         old_pid = victim["agent_pid"]
         self.assertEqual(self.backup_status(name)["status"], "running",
                          "the backup ended before the kill (load more data?)")
