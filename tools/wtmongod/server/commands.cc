@@ -213,15 +213,10 @@ std::vector<Match> FindMatches(Node& node, storage::Txn& txn, const Collection& 
   return out;
 }
 
-// Streams a collection scan in chunks, one short transaction per chunk.
-class ScanSource {
+// A document stream read in chunks, each chunk in one short transaction; subclasses refill.
+class ChunkedSource {
  public:
-  ScanSource(Node& node, std::string ns, std::shared_ptr<query::Matcher> m,
-             std::shared_ptr<query::Projection> p, int64_t start_rid, bool reverse, int64_t skip,
-             int64_t limit)
-      : node_(node), ns_(std::move(ns)), m_(std::move(m)), p_(std::move(p)), next_(start_rid),
-        reverse_(reverse), skip_(skip), limit_(limit) {}
-
+  virtual ~ChunkedSource() = default;
   bool operator()(Doc* out) {
     if (buf_.empty()) Refill();
     if (buf_.empty()) return false;
@@ -230,8 +225,22 @@ class ScanSource {
     return true;
   }
 
+ protected:
+  virtual void Refill() = 0;
+  std::deque<Doc> buf_;
+};
+
+// Streams a collection scan in chunks, one short transaction per chunk.
+class ScanSource : public ChunkedSource {
+ public:
+  ScanSource(Node& node, std::string ns, std::shared_ptr<query::Matcher> m,
+             std::shared_ptr<query::Projection> p, int64_t start_rid, bool reverse, int64_t skip,
+             int64_t limit)
+      : node_(node), ns_(std::move(ns)), m_(std::move(m)), p_(std::move(p)), next_(start_rid),
+        reverse_(reverse), skip_(skip), limit_(limit) {}
+
  private:
-  void Refill() {
+  void Refill() override {
     if (done_ || (limit_ > 0 && returned_ >= limit_)) return;
     auto c = node_.catalog().Get(ns_);
     if (!c) {
@@ -270,28 +279,19 @@ class ScanSource {
   int64_t limit_;  // 0: no limit
   int64_t returned_ = 0;
   bool done_ = false;
-  std::deque<Doc> buf_;
 };
 
 // Streams a collection in _id order through the _id index (sorts on _id need no memory), in
 // chunks of one short transaction each, resuming after the last index key.
-class IdOrderSource {
+class IdOrderSource : public ChunkedSource {
  public:
   IdOrderSource(Node& node, std::string ns, std::shared_ptr<query::Matcher> m,
                 std::shared_ptr<query::Projection> p, bool reverse, int64_t skip, int64_t limit)
       : node_(node), ns_(std::move(ns)), m_(std::move(m)), p_(std::move(p)), reverse_(reverse),
         skip_(skip), limit_(limit) {}
 
-  bool operator()(Doc* out) {
-    if (buf_.empty()) Refill();
-    if (buf_.empty()) return false;
-    *out = std::move(buf_.front());
-    buf_.pop_front();
-    return true;
-  }
-
  private:
-  void Refill() {
+  void Refill() override {
     if (done_ || (limit_ > 0 && returned_ >= limit_)) return;
     auto c = node_.catalog().Get(ns_);
     const IndexDesc* idx = c ? c->FindIndex("_id_") : nullptr;
@@ -332,7 +332,6 @@ class IdOrderSource {
   int64_t returned_ = 0;
   bool done_ = false;
   std::string last_key_;
-  std::deque<Doc> buf_;
 };
 
 DocSource VectorSource(std::vector<Doc> docs) {
