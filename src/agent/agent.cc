@@ -159,6 +159,30 @@ class Agent {
     }
   }
 
+  // The node refused $backupCursor: one is open already. This agent holds the replset's lock,
+  // so no other backup is alive; a cursor recorded by an unfinished backup on this node belongs
+  // to an agent that died (kill -9) and mongod would keep it until its idle timeout (10 min).
+  // Kills those cursors; true when one was closed.
+  bool CloseLeftoverBackupCursors(const Control& ctl, const std::string& current, const NodeInfo& n) {
+    bool closed = false;
+    for (const auto& b : ctl.Backups()) {
+      if (b.name == current || b.status == "done") continue;
+      for (const auto& r : b.replsets) {
+        if (r.node != n.me || r.backup_cursor_id == 0) continue;
+        Json reply = node_->RunCommand(
+            "admin", {{"killCursors", "$cmd.aggregate"},
+                      {"cursors", Json::array({{{"$numberLong", std::to_string(r.backup_cursor_id)}}})}});
+        if (reply.value("cursorsKilled", Json::array()).empty()) continue;
+        closed = true;
+        std::string msg = "closed the backup cursor " + std::to_string(r.backup_cursor_id) +
+                          " left open on " + n.me + " by the unfinished backup " + b.name;
+        ctl.Log("W", n.replset, n.me, "backup", b.opid, msg);
+        spdlog::warn("{}", msg);
+      }
+    }
+    return closed;
+  }
+
   // Runs `fn` on the worker thread; false when the agent is busy with another operation.
   bool StartWorker(const control::Command& cmd, std::function<void(const control::Command&)> fn) {
     if (busy_) return false;
@@ -516,13 +540,21 @@ class Agent {
       req.parallel = o_.parallel;
       req.key_file = o_.encryption_key_file;
       backup::BackupHooks hooks;
+      int64_t published_cursor = 0;
       hooks.on_progress = [&](const backup::ReplsetMeta& rs) {
         std::lock_guard<std::mutex> l(meta_mu);
         meta.replsets = {rs};
         meta.size = rs.size;
         meta.size_uncompressed = rs.size_uncompressed;
+        if (rs.backup_cursor_id != 0 && rs.backup_cursor_id != published_cursor) {
+          // In the cluster at once (not at the next heartbeat): if this agent dies now, the
+          // next backup on this node must find the cursor to close it.
+          published_cursor = rs.backup_cursor_id;
+          ctl.PutBackup(meta);
+        }
       };
       hooks.cancelled = [&] { return stop_.load() || lost_lock.load(); };
+      hooks.on_backup_cursor_busy = [&] { return CloseLeftoverBackupCursors(ctl, name, n); };
       backup::ReplsetMeta rs = backup::RunPhysicalBackup(*node_, cluster_client, *st, req, hooks);
       std::lock_guard<std::mutex> l(meta_mu);
       meta.replsets = {rs};

@@ -23,6 +23,9 @@
 namespace pbm::backup {
 namespace {
 
+// mongod's code for "The existing backup cursor must be closed before $backupCursor can succeed".
+constexpr int kBackupCursorAlreadyOpen = 50886;
+
 using mongo::Json;
 
 const Json* Path(const Json& j, std::initializer_list<const char*> keys) {
@@ -264,9 +267,25 @@ ReplsetMeta RunPhysicalBackup(const mongo::Client& node, const mongo::Client& cl
   }
   if (hooks.on_progress) hooks.on_progress(meta);
 
-  mongo::CursorBatch first = node.Aggregate("admin", 1, Json::array({{{"$backupCursor", Json::object()}}}));
+  auto open_cursor = [&] {
+    return node.Aggregate("admin", 1, Json::array({{{"$backupCursor", Json::object()}}}));
+  };
+  mongo::CursorBatch first;
+  try {
+    first = open_cursor();
+  } catch (const mongo::CommandError& e) {
+    // A leftover backup cursor (its agent died): closed by the hook, then one retry.
+    if (e.code() != kBackupCursorAlreadyOpen || !hooks.on_backup_cursor_busy ||
+        !hooks.on_backup_cursor_busy()) {
+      throw;
+    }
+    first = open_cursor();
+  }
   std::string ns = first.ns;
   int64_t cursor_id = first.id;
+  // Recorded at once (on_progress), so that a successor can close it if this agent dies.
+  meta.backup_cursor_id = cursor_id;
+  if (hooks.on_progress) hooks.on_progress(meta);
   std::vector<Json> docs = DrainAvailable(node, std::move(first));
   if (docs.empty() || !docs[0].contains("metadata")) {
     Fail(ErrorKind::kInternal, "$backupCursor returned no metadata document");
@@ -305,6 +324,8 @@ ReplsetMeta RunPhysicalBackup(const mongo::Client& node, const mongo::Client& cl
       node.KillCursor("admin", ns, cursor_id);
     } catch (const Error&) {
     }
+    std::lock_guard<std::mutex> l(meta_mu);
+    meta.backup_cursor_id = 0;
   };
 
   FileList list;

@@ -28,6 +28,11 @@ struct PhysicalBackupRequest {
 struct BackupHooks {
   std::function<void(const ReplsetMeta&)> on_progress;  // after each phase and file
   std::function<bool()> cancelled;                      // checked between chunks
+  // Called when the node refuses $backupCursor because a backup cursor is already open (mongod
+  // allows one; error 50886), e.g. the one of an agent killed mid-backup, which mongod keeps
+  // until its idle timeout. Returns true when it closed a leftover cursor: the open is retried
+  // once. Without the hook, or when it returns false, the backup fails with mongod's error.
+  std::function<bool()> on_backup_cursor_busy;
 };
 
 // Reads the node's storage and security options (getCmdLineOpts, mongod's defaults filled in)

@@ -6,7 +6,11 @@
   keeps serving its current data with its entrypoint in place;
 - an agent is killed (-9) in the middle of a restore's download: when it restarts, its member's
   old data and entrypoint are back, the other members roll back too, the set is healthy on the
-  pre-restore data and the restore is `error`.
+  pre-restore data and the restore is `error` (the download goes to a staging directory, so no
+  mongod stopped);
+- an agent is killed (-9) while its mongod is down and the temporary mongod recovers the new data:
+  the container's restarts fail meanwhile (entrypoint hidden, the supervisor's log); when the agent
+  restarts, the old data and the entrypoint are back and the whole set rolls back.
 """
 import hashlib
 import json
@@ -159,7 +163,7 @@ class FaultsTest(unittest.TestCase):
         self.assertNotEqual(rest.returncode, 0, rest.stdout)
         self.assertIn("another operation is running", rest.stderr)
         # kill -9 the agent holding the lock, while its backup runs.
-        victim = self.host_to_member(lock["node"]); print("victim", lock["node"], flush=True)
+        victim = self.host_to_member(lock["node"])
         old_pid = victim["agent_pid"]
         self.assertEqual(self.backup_status(name)["status"], "running",
                          "the backup ended before the kill (load more data?)")
@@ -188,19 +192,33 @@ class FaultsTest(unittest.TestCase):
         # Once the lock is stale, a new backup takes it over and completes.
         h.wait_until(lambda: all(x["stale"] for x in self.status()["running"]), 30,
                      what="the dead backup's lock to be stale")
-        again = self.pbm("backup", "--type=physical", "--compression=zstd", "--wait",
-                         "--wait-time", "180", timeout=240)
+        # The new backup runs on the same node: the other agents are frozen meanwhile. mongod
+        # still holds the dead agent's backup cursor (its idle timeout is 10 minutes) and allows
+        # only one; the backup must not fail because of it.
+        others = [m["agent_pid"] for m in self.members() if m["host"] != lock["node"]]
+        for pid in others:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            again = self.pbm("backup", "--type=physical", "--compression=zstd", "--wait",
+                             "--wait-time", "180", timeout=240)
+        finally:
+            for pid in others:
+                os.kill(pid, signal.SIGCONT)
         self.assertEqual(again.returncode, 0, again.stdout + again.stderr + self.cluster.log()[-3000:])
         snaps = {s["name"]: s for s in json.loads(self.pbm("list", "--out", "json",
                                                            check=True).stdout)["snapshots"]}
         self.assertEqual(snaps[name]["status"], "error")
         newest = max(n for n in snaps if n != name and n != first)
         self.assertEqual(snaps[newest]["status"], "done")
+        self.assertEqual(self.backup_status(newest)["replsets"][0]["node"], lock["node"])
         self.assertEqual(self.status()["running"], [], "the lock was not released after the backup")
         with self.client() as c:
             logs = [d["msg"] for d in c.admin.pbmLog.find({"event": "lock"})]
         self.assertTrue(any("took over the stale lock of operation " + lock["opid"] in m for m in logs),
                         logs)
+        with self.client() as c:
+            logs = [d["msg"] for d in c.admin.pbmLog.find({"event": "backup", "level": "W"})]
+        self.assertTrue(any("closed the backup cursor" in m and name in m for m in logs), logs)
         # The killed backup stays `error` (the dead agent's work never turns into `done`).
         self.assertEqual(self.backup_status(name)["status"], "error")
 
@@ -250,44 +268,40 @@ class FaultsTest(unittest.TestCase):
 
     # ---- kill -9 of an agent during the restore's download ----------------------------------
 
-    def downloading(self, dbpath):
-        """True while a restore downloads into this dbpath: the state file says so, or a staging
-        directory of the restore is filling up."""
+    @staticmethod
+    def restore_phase(dbpath):
+        """The phase in the node's restore state file ("" without one)."""
         try:
             with open(os.path.join(dbpath, STATE_FILE)) as f:
-                phase = json.load(f).get("phase", "")
-            if "download" in phase or "stag" in phase:
-                return True
+                return json.load(f).get("phase", "")
         except (OSError, ValueError):
-            pass
-        for e in os.listdir(dbpath):
-            p = os.path.join(dbpath, e)
-            if "stag" in e and os.path.isdir(p) and os.listdir(p):
-                return True
-        return False
+            return ""
 
-    def test_agent_killed_mid_download(self):
+    def prepare_restore(self, mb):
+        """A backup, then changes after it (which the restore would remove); returns the backup's
+        name and what every member serves before the restore."""
         self.up()
-        self.load(128)
+        if mb:
+            self.load(mb)
         c = self.client()
         c.test.keep.insert_many([{"_id": i, "v": "k%d" % i} for i in range(1000)])
         self.pbm("backup", "--type=physical", "--compression=none", "--wait", check=True)
         name = json.loads(self.pbm("list", "--out", "json", check=True).stdout)["snapshots"][0]["name"]
-        # Changes after the backup: the restore would remove them; the rollback must keep them.
         c.test.get_collection("after", write_concern=WriteConcern(w=3)).insert_many(
             [{"_id": i} for i in range(100)])
         c.test.get_collection("keep", write_concern=WriteConcern(w=3)).delete_many({"_id": {"$lt": 10}})
         c.close()
-        before = {m["host"]: self.snapshot(m) for m in self.members()}
-        roles = self.roles()
-        victim = next(m for m in self.members() if roles[m["host"]] == "SECONDARY")
+        return name, {m["host"]: self.snapshot(m) for m in self.members()}
+
+    def restore_killing_agent(self, name, victim, when, what):
+        """Runs pbm restore --wait, kill -9s the victim's agent once `when(victim)` holds, and
+        returns the restore's name once pbm has failed."""
         old_pid = victim["agent_pid"]
         proc = subprocess.Popen([PBM, "restore", name, "--wait", "--wait-time", "200"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=dict(os.environ, PBM_MONGODB_URI=self.uri))
         try:
-            h.wait_until(lambda: self.downloading(victim["dbpath"]), 90, interval=0.02,
-                         what="the download on " + victim["host"])
+            h.wait_until(lambda: when(victim), 120, interval=0.02, what=what)
             os.kill(old_pid, signal.SIGKILL)
             out, err = proc.communicate(timeout=220)
         finally:
@@ -295,11 +309,14 @@ class FaultsTest(unittest.TestCase):
                 proc.kill()
                 proc.wait()
         self.assertNotEqual(proc.returncode, 0, out + err)
-        rname = self.restore_name(out + err)
-        # The restarted agent put this member's data and entrypoint back; the others rolled back
-        # too; the set is healthy on the pre-restore data.
+        self.assertIn("failed", err)
+        return self.restore_name(out + err)
+
+    def assert_rolled_back(self, rname, victim, before):
+        """Every member back on its pre-restore data with its entrypoint, the set healthy, the
+        victim's agent restarted, the restore `error` with the victim's reason."""
         self.cluster.wait_healthy(120)
-        self.assertNotEqual(self.host_to_member(victim["host"])["agent_pid"], old_pid)
+        self.assertNotEqual(self.host_to_member(victim["host"])["agent_pid"], victim["agent_pid"])
         self.entrypoints_in_place()
         for m in self.members():
             h.wait_until(lambda: self.snapshot(m) == before[m["host"]], 60,
@@ -308,10 +325,42 @@ class FaultsTest(unittest.TestCase):
             self.describe_restore(rname)), 60, what="restore status error")
         node = next(n for n in d["nodes"] if n["host"] == victim["host"])
         self.assertEqual(node["status"], "error", d)
-        self.assertIn("old data", node.get("error", "") + d.get("error", ""), d)
-        with self.client() as c2:
-            c2.test.after2.insert_one({"ok": 1})
+        self.assertIn("the agent stopped", node.get("error", ""), d)
+        with self.client() as c:
+            c.test.get_collection("after2", write_concern=WriteConcern(w=3)).insert_one({"ok": 1})
 
+    def test_agent_killed_mid_download(self):
+        name, before = self.prepare_restore(128)
+        roles = self.roles()
+        victim = next(m for m in self.members() if roles[m["host"]] == "SECONDARY")
+        mark = len(self.cluster.log())
+        rname = self.restore_killing_agent(
+            name, victim, lambda v: self.restore_phase(v["dbpath"]) in ("staging", "downloading"),
+            "the download on " + victim["host"])
+        self.assert_rolled_back(rname, victim, before)
+        # The download comes before any mongod stops: none did.
+        self.assertNotIn("container mongod: pid", self.log_since(mark))
+
+    def test_agent_killed_while_mongod_down(self):
+        """kill -9 once the member's mongod is down and its data replaced (the temporary mongod
+        recovers it): the restart of the agent puts the old data and the entrypoint back."""
+        name, before = self.prepare_restore(0)
+        roles = self.roles()
+        victim = next(m for m in self.members() if roles[m["host"]] == "SECONDARY")
+        pod = victim["name"]
+        mark = len(self.cluster.log())
+        rname = self.restore_killing_agent(
+            name, victim, lambda v: self.restore_phase(v["dbpath"]) in ("moving_in", "recovering"),
+            "the recovery on " + victim["host"])
+        self.assert_rolled_back(rname, victim, before)
+        # While the data was out, the container's restarts failed (entrypoint hidden); then it
+        # started again on the old data.
+        log = self.log_since(mark)
+        pod_log = [l for l in log.splitlines() if " pod %s container mongod:" % pod in l]
+        failed = [i for i, l in enumerate(pod_log) if "start failed: exec" in l
+                  and "No such file or directory" in l]
+        self.assertTrue(failed, log[-3000:])
+        self.assertTrue(any("restart #" in l for l in pod_log[failed[-1]:]), log[-3000:])
 
 if __name__ == "__main__":
     unittest.main()
