@@ -256,7 +256,13 @@ class ScanSource : public ChunkedSource {
     size_t bytes = 0;
     while (buf_.size() < 1000 && bytes < 8 * 1024 * 1024) {
       if (!rc.Next(&rid, &doc)) break;
-      if (c->oplog && static_cast<uint64_t>(rid) > fetch_limit) break;
+      if (c->oplog && static_cast<uint64_t>(rid) > fetch_limit) {
+        // Entries not yet visible to readers: a forward scan stops (a tailing cursor resumes
+        // there later); a backward scan starts below them.
+        if (!reverse_) break;
+        next_ = rid - 1;
+        continue;
+      }
       next_ = reverse_ ? rid - 1 : rid + 1;
       if (m_ && !m_->Matches(&doc)) continue;
       if (skip_ > 0) {
