@@ -37,9 +37,12 @@ class Writer:
             self.error = e
 
 
-class PhysicalTest(unittest.TestCase):
+class ClusterTestBase(unittest.TestCase):
+    """A scratch directory with a devcluster dir, a filesystem storage and its pbm.yaml."""
+    PREFIX = "physical-"
+
     def setUp(self):
-        self.tmp = h.TempDir(prefix="physical-")
+        self.tmp = h.TempDir(prefix=self.PREFIX)
         self.cluster = Cluster(os.path.join(self.tmp.path, "dc"))
         self.store = os.path.join(self.tmp.path, "store")
         self.cfg = os.path.join(self.tmp.path, "pbm.yaml")
@@ -49,6 +52,9 @@ class PhysicalTest(unittest.TestCase):
     def tearDown(self):
         self.cluster.cleanup()
         self.tmp.__exit__(None, None, None)
+
+
+class PhysicalTest(ClusterTestBase):
 
     def up(self, *extra):
         p = self.cluster.run("up", "--dir", self.cluster.dir, "--members", "3", "--mongod",

@@ -26,25 +26,22 @@ from pymongo import WriteConcern
 
 import harness as h
 from test_devcluster import Cluster, alive
+from test_physical import ClusterTestBase
 
 PBM = os.path.join(h.BIN, "pbm")
 STATE_FILE = ".pbm-restore.json"  # node_restore.h kStateFileName
 STALE_SECS = 30                   # control.h kLockStaleSecs
 
 
-class FaultsTest(unittest.TestCase):
+class FaultsTest(ClusterTestBase):
+    PREFIX = "physical-faults-"
+
     def setUp(self):
         self.started = time.time()
-        self.tmp = h.TempDir(prefix="physical-faults-")
-        self.cluster = Cluster(os.path.join(self.tmp.path, "dc"))
-        self.store = os.path.join(self.tmp.path, "store")
-        self.cfg = os.path.join(self.tmp.path, "pbm.yaml")
-        with open(self.cfg, "w") as f:
-            f.write("storage:\n  type: filesystem\n  filesystem:\n    path: %s\n" % self.store)
+        super().setUp()
 
     def tearDown(self):
-        self.cluster.cleanup()
-        self.tmp.__exit__(None, None, None)
+        super().tearDown()
         print("\n  %s: %.1f s" % (self.id().split(".")[-1], time.time() - self.started), flush=True)
 
     # ---- helpers -------------------------------------------------------------------------------
