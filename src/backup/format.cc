@@ -1,6 +1,11 @@
 #include "backup/format.h"
 
+#include <fmt/format.h>
+
+#include <chrono>
 #include <ctime>
+#include <mutex>
+#include <random>
 #include <regex>
 
 namespace pbm::backup {
@@ -166,6 +171,16 @@ std::string BackupNameFor(int64_t unix_seconds) {
 bool IsValidBackupName(const std::string& name) {
   static const std::regex re(R"(^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$)");
   return std::regex_match(name, re);
+}
+
+std::string NewObjectIdHex() {
+  static std::mt19937_64 rng{std::random_device{}()};
+  static std::mutex mu;
+  std::lock_guard<std::mutex> l(mu);
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  return fmt::format("{:08x}{:016x}", static_cast<uint32_t>(now), rng());
 }
 
 }  // namespace pbm::backup

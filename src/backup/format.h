@@ -128,6 +128,9 @@ std::string BackupNameFor(int64_t unix_seconds);
 // Whether `name` is a valid backup name (refuses path tricks); for CLI input.
 bool IsValidBackupName(const std::string& name);
 
+// A new ObjectId-like id: 24 hex characters, the current unix time then 64 random bits.
+std::string NewObjectIdHex();
+
 inline constexpr const char* kPbmVersion = "0.1.0";
 
 }  // namespace pbm::backup

@@ -13,15 +13,7 @@ int64_t NowUnix() {
       .count();
 }
 
-std::string NewOpId() {
-  static std::mt19937_64 rng{std::random_device{}()};
-  static std::mutex mu;
-  std::lock_guard<std::mutex> l(mu);
-  char buf[32];
-  snprintf(buf, sizeof buf, "%08llx%016llx", static_cast<unsigned long long>(NowUnix() & 0xffffffff),
-           static_cast<unsigned long long>(rng()));
-  return buf;
-}
+std::string NewOpId() { return backup::NewObjectIdHex(); }
 
 Control::Control(const mongo::Client& cluster) : c_(cluster) {}
 

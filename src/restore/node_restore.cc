@@ -774,7 +774,9 @@ void NodeRestore::Recover() {
     m->Shutdown();
     Report("Recover", fmt::format("oplog replayed up to {}", TsString(got)));
   }
-  // 3. Standalone again: install the replset config.
+  // 3. Standalone again: install the replset config, and a fresh minvalid document without
+  // appliedThrough (as PBM writes it): the checkpoint taken on shutdown above is unstable, and
+  // mongod then takes the data as consistent with the top of the oplog instead of replaying it.
   {
     auto m = make("3-config", {});
     m->Start();
@@ -782,6 +784,12 @@ void NodeRestore::Recover() {
     clear(c, "system.replset");
     c.RunCommand("local", {{"insert", "system.replset"},
                            {"documents", Json::array({plan_.replset_config})}});
+    clear(c, "replset.minvalid");
+    c.RunCommand("local",
+                 {{"insert", "replset.minvalid"},
+                  {"documents", Json::array({{{"_id", {{"$oid", backup::NewObjectIdHex()}}},
+                                              {"t", {{"$numberLong", "-1"}}},
+                                              {"ts", TimestampJson({0, 1})}}})}});
     m->Shutdown();
     Report("Recover", fmt::format("replset config {} installed",
                                   plan_.replset_config["_id"].get<std::string>()));

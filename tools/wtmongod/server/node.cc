@@ -215,10 +215,43 @@ void Node::ReplicationRecovery() {
   }
   // Replay the oplog after the stable checkpoint: the data tables hold the state as of that
   // checkpoint, the (journaled) oplog holds what came after.
+  uint64_t start = stable;
+  if (stable == 0) {
+    // No stable checkpoint (an unstable one, e.g. takeUnstableCheckpointOnShutdown). mongod then
+    // reads appliedThrough (the `begin` optime of local.replset.minvalid): null means the data
+    // is consistent with the top of the oplog and nothing is replayed; otherwise it replays from
+    // there. mongod always keeps a minvalid document; wtmongod writes none itself, so when there
+    // is none (a node that crashed before its first stable checkpoint) it replays the whole
+    // oplog, which is idempotent. A minvalid document written by a restore tool (as PBM's
+    // physical restore does) gets mongod's rule.
+    auto minvalid = catalog_->Get("local.replset.minvalid");
+    bool have_minvalid = false;
+    uint64_t applied_through = 0;
+    if (minvalid) {
+      storage::Txn txn(*engine_);
+      RecordCursor rc(txn, *minvalid, INT64_MIN);
+      int64_t rid;
+      bson_t doc;
+      while (rc.Next(&rid, &doc)) {
+        have_minvalid = true;
+        bson_iter_t it, sub;
+        if (bson_iter_init_find(&it, &doc, "begin") && BSON_ITER_HOLDS_DOCUMENT(&it) &&
+            bson_iter_recurse(&it, &sub) && bson_iter_find(&sub, "ts")) {
+          applied_through = std::max(applied_through, TsOf(&sub));
+        }
+      }
+    }
+    if (have_minvalid && applied_through == 0) {
+      Log(Severity::kInfo, "REPL", "No oplog entries to apply for recovery. appliedThrough is null",
+          "{\"topOfOplog\":" + std::to_string(TopOfOplog()) + "}");
+      return;
+    }
+    start = applied_through;
+  }
   std::vector<Doc> entries;
   {
     storage::Txn txn(*engine_);
-    RecordCursor rc(txn, *oplog, static_cast<int64_t>(stable) + 1);
+    RecordCursor rc(txn, *oplog, static_cast<int64_t>(start) + 1);
     int64_t rid;
     bson_t doc;
     while (rc.Next(&rid, &doc)) entries.push_back(Doc::Copy(&doc));
@@ -238,7 +271,8 @@ void Node::ReplicationRecovery() {
     txn.Commit();
   }
   Log(Severity::kInfo, "REPL", "Replication recovery done",
-      "{\"stableTimestamp\":" + std::to_string(stable) + ",\"applied\":" +
+      "{\"stableTimestamp\":" + std::to_string(stable) + ",\"startPoint\":" +
+          std::to_string(start) + ",\"applied\":" +
           std::to_string(applied) + "}");
 }
 
