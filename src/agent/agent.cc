@@ -16,6 +16,7 @@
 #include "codec/codec.h"
 #include "control/connect.h"
 #include "control/control.h"
+#include "control/priority.h"
 #include "control/restore_status.h"
 #include "mongo/client.h"
 #include "restore/node_restore.h"
@@ -141,13 +142,33 @@ class Agent {
     ctl_->PutAgent(a);
   }
 
-  // A backup whose agent stopped heartbeating can never finish: mark it failed.
+  // A backup whose agent stopped heartbeating can never finish: mark it failed. Unless the
+  // storage holds its final metadata: then the cluster's copy is out of date (after a physical
+  // restore the admin database holds the backup list of the backup's own time, where the backup
+  // was still running) and the storage's version replaces it.
   void FailStaleBackups() {
     int64_t now = NowUnix();
+    std::unique_ptr<storage::Storage> st;
     for (auto b : ctl_->Backups()) {
       if (b.status != "starting" && b.status != "running") continue;
       int64_t last = std::max(b.heartbeat, b.start_ts);
       if (now - last <= control::kLockStaleSecs) continue;
+      try {
+        if (!st) {
+          auto cfg = ctl_->GetConfig();
+          if (cfg && cfg->contains("storage")) st = storage::NewStorageFromConfig((*cfg)["storage"]);
+        }
+        if (st && st->Stat(backup::MetaObjectName(b.name))) {
+          auto stored = Json::parse(st->ReadAll(backup::MetaObjectName(b.name)))
+                            .get<backup::BackupMeta>();
+          if (stored.status == "done" || stored.status == "error") {
+            ctl_->PutBackup(stored);
+            continue;
+          }
+        }
+      } catch (const std::exception& e) {
+        spdlog::warn("backup {}: reading its metadata on the storage: {}", b.name, e.what());
+      }
       b.status = "error";
       b.error = "no heartbeat from the agent running this backup for " + std::to_string(now - last) +
                 " s (the agent or its node stopped); the backup is incomplete";
@@ -419,6 +440,9 @@ class Agent {
     try {
       nr->RestoreEntrypoint();
       nr->DropFallback();
+      // The temporary mongods' logs are kept only when the restore failed.
+      std::error_code ec;
+      std::filesystem::remove_all(nr->plan().work_dir, ec);
       int64_t deadline = NowUnix() + 600;
       while (!stop_) {
         try {
@@ -473,15 +497,31 @@ class Agent {
       n = info_;
     }
     if (n.state != "PRIMARY" && n.state != "SECONDARY") return;
-    // Prefer a secondary (hidden first), as PBM does: the primary waits before competing.
-    int wait = n.state == "PRIMARY" ? o_.primary_grace_secs : (n.hidden ? 0 : 1);
     mongo::Client cluster_client(control::ClusterUri(*node_, o_.mongodb_uri), 10000);
     Control ctl(cluster_client);
+    // Who makes the backup, as PBM decides it: the highest priority tier among the healthy
+    // agents competes at once, each lower tier waits one more step first.
+    control::BackupPriorities prio;
+    if (auto cfg = ctl.GetConfig()) prio = control::ParseBackupPriorities(*cfg);
+    control::AgentStatus self;
+    self.node = n.me;
+    self.state = n.state;
+    self.hidden = n.hidden;
+    int rank = control::BackupPriorityRank(prio, ctl.Agents(), n.replset,
+                                           control::BackupPriority(prio, self), NowUnix());
+    int wait = rank * o_.priority_step_secs;
+    // Someone took it already: another member, or this one before its agent restarted (a
+    // restarted agent sees the commands of its first second again).
+    auto taken = [&] {
+      for (const auto& l : ctl.Locks()) {
+        if (l.opid == cmd.opid) return true;
+      }
+      return false;
+    };
+    if (taken()) return;
     for (int i = 0; i < wait * 4 && !stop_; ++i) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
-      for (const auto& l : ctl.Locks()) {
-        if (l.opid == cmd.opid) return;  // another member took it
-      }
+      if (taken()) return;
     }
     if (!ctl.AcquireLock({n.replset, n.me, "backup", cmd.opid, 0})) return;
     auto meta_opt = ctl.GetBackup(name);

@@ -27,8 +27,8 @@ int main(int argc, char** argv) {
   app.add_option("--encryption-key-file", o.encryption_key_file,
                  "the node's encryption key file as mounted in the agent (default: the node's path)");
   app.add_option("--parallel", o.parallel, "files copied at once")->check(CLI::Range(1, 64));
-  app.add_option("--primary-grace", o.primary_grace_secs,
-                 "seconds a primary's agent waits before taking a backup a secondary could take")
+  app.add_option("--priority-step", o.priority_step_secs,
+                 "seconds each backup priority tier waits for the tier above it to take a backup")
       ->check(CLI::Range(0, 600));
   CLI11_PARSE(app, argc, argv);
   auto env = [](const char* k) { const char* v = std::getenv(k); return std::string(v ? v : ""); };

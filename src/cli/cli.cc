@@ -12,6 +12,7 @@
 
 #include "backup/format.h"
 #include "codec/codec.h"
+#include "control/priority.h"
 #include "control/restore_status.h"
 #include "storage/storage.h"
 
@@ -107,6 +108,7 @@ void ConfigSet(const control::Control& ctl, const std::string& file, const Outpu
   if (cfg.contains("backup") && cfg["backup"].contains("compression")) {
     codec::ParseCodec(cfg["backup"]["compression"].get<std::string>());
   }
+  control::ParseBackupPriorities(cfg);
   ctl.EnsureSetup();
   ctl.SetConfig(cfg);
   // As PBM does when the storage is (re)configured: the backup list follows the storage, so a
@@ -185,6 +187,7 @@ std::string Backup(const control::Control& ctl, const BackupArgs& a, const Outpu
     return name;
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_timeout_secs);
+  int polls = 0;
   while (true) {
     auto b = ctl.GetBackup(name);
     int64_t t = NowUnix();
@@ -203,8 +206,9 @@ std::string Backup(const control::Control& ctl, const BackupArgs& a, const Outpu
       Fail(ErrorKind::kTimeout, "backup {} still {} after {} s", name, b ? b->status : "unknown",
            a.wait_timeout_secs);
     }
-    if (!o.json) *o.out << "." << std::flush;
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    // Polls 4 times a second (the wait ends soon after the operation does), a dot a second.
+    if (!o.json && ++polls % 4 == 0) *o.out << "." << std::flush;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   auto b = *ctl.GetBackup(name);
   if (o.json) {
@@ -313,6 +317,7 @@ std::string Restore(const control::Control& ctl, const mongo::Client& cluster, c
     return m.name;
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_timeout_secs);
+  int polls = 0;
   while (true) {
     auto s = control::ReadRestoreStatus(*st, m.name);
     if (s.status == "done") {
@@ -341,8 +346,9 @@ std::string Restore(const control::Control& ctl, const mongo::Client& cluster, c
     if (a.wait_timeout_secs > 0 && std::chrono::steady_clock::now() > deadline) {
       Fail(ErrorKind::kTimeout, "restore {} still {} after {} s", m.name, s.status, a.wait_timeout_secs);
     }
-    if (!o.json) *o.out << "." << std::flush;
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    // Polls 4 times a second (the wait ends soon after the operation does), a dot a second.
+    if (!o.json && ++polls % 4 == 0) *o.out << "." << std::flush;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
 }
 

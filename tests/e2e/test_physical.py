@@ -151,6 +151,41 @@ class PhysicalTest(ClusterTestBase):
         # The cluster works again, and the backup list was resynced from the storage.
         c.test.after.insert_one({"ok": 1})
         self.assertEqual(json.loads(self.pbm("list", "--out", "json", check=True).stdout)["snapshots"][0]["status"], "done")
+        # The restored data held the backup as "running" (its list of the backup's time): no
+        # agent took that for a dead backup.
+        self.assertEqual(c.admin.pbmLog.count_documents({"msg": {"$regex": "no heartbeat"}}), 0)
+        # mongod came back on the restored data without replaying its oplog: the restore left
+        # an unstable checkpoint and a minvalid document without appliedThrough, as PBM does.
+        for m in self.cluster.info()["members"]:
+            with open(os.path.join(m["pod_dir"], "logs", "mongod.log")) as f:
+                starts = f.read().split('"MongoDB starting"')
+            self.assertIn("appliedThrough is null", starts[-1], m["host"])
+
+    def test_backup_priority(self):
+        self.up()
+        self.pbm("config", "--file", self.cfg, check=True)
+        primary = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=20000).admin.command("hello")["primary"]
+
+        def backup_node():
+            out = self.pbm("backup", "--type=physical", "--compression=lz4", "--wait", check=True).stdout
+            name = [t for t in out.replace("'", " ").split() if t.startswith("20") and t.endswith("Z")][0]
+            desc = json.loads(self.pbm("describe-backup", name, "--out", "json", check=True).stdout)
+            return desc["replsets"][0]["node"]
+
+        # By default a secondary makes the backup (PBM: hidden 2.0, secondary 1.0, primary 0.5).
+        self.assertNotEqual(backup_node(), primary)
+        # A configured priority wins; the members not listed get 1.0.
+        with open(self.cfg, "a") as f:
+            f.write('backup:\n  priority:\n    "%s": 3.0\n' % primary)
+        self.pbm("config", "--file", self.cfg, check=True)
+        self.assertEqual(backup_node(), primary)
+        # A priority that cannot work is refused with its reason.
+        bad = os.path.join(self.tmp.path, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write(open(self.cfg).read().replace(": 3.0", ": 0"))
+        p = self.pbm("config", "--file", bad)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn("backup.priority of %s must be a number greater than 0" % primary, p.stderr)
 
     def restore_name(self, out):
         for tok in out.replace("'", " ").split():
