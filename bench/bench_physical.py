@@ -6,8 +6,9 @@ A 1-member replica set pod (devcluster: wtmongod + pbm-agent) is loaded until it
 --size-gb; then, in the same run and on the same data:
   backup:  pbm backup --type=physical --compression=zstd (level 1 and 3) --wait
            vs  tar -C dbpath -cf - . | zstd -1 -T2 > x.tar.zst
-  copy:    pbm backup --compression=none --wait   vs  cp -r dbpath
+  copy:    pbm backup --compression=none --wait   vs  cp -r dbpath (and cp -r && sync)
   restore: pbm restore --wait (of the zstd level-1 backup)   vs  zstd -d < x.tar.zst | tar -x
+The agent's peak RSS (VmHWM) is read after the backups and, reset, after the restore.
 One member, so the restore and the tar extraction move the same bytes once. Not part of CI.
 """
 import argparse
@@ -30,10 +31,53 @@ def du(path):
     return int(subprocess.run(["du", "-sb", path], capture_output=True, text=True).stdout.split()[0])
 
 
+def peak_rss_mib(pid):
+    """The process's peak resident set (VmHWM) in MiB."""
+    for line in open("/proc/%d/status" % pid):
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmHWM for pid %d" % pid)
+
+
+def reset_peak_rss(pid):
+    with open("/proc/%d/clear_refs" % pid, "w") as f:
+        f.write("5")
+
+
+DROP_CACHES = True
+
+
+def cold():
+    """Flushes dirty pages and drops the page cache, so each timed run reads from the disk and
+    pays for its own writes (needs root; turned off by --no-drop-caches or when refused)."""
+    global DROP_CACHES
+    if not DROP_CACHES:
+        return
+    subprocess.run(["sync"], check=True)
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3")
+    except OSError as e:
+        print("cannot drop the page cache (%s): timing with a warm cache" % e, flush=True)
+        DROP_CACHES = False
+
+
 def timed(fn):
+    cold()
     t = time.time()
     fn()
     return time.time() - t
+
+
+def restore_phases(store, name, started):
+    """Seconds from the restore's start to each phase a member reached (status files' mtimes)."""
+    out = {}
+    for root, _, files in os.walk(os.path.join(store, ".pbm.restore", name)):
+        for fn in files:
+            phase = fn.rsplit(".", 1)[-1]
+            if phase in ("preflight", "staged", "down", "ready", "done"):
+                out[phase] = round(os.stat(os.path.join(root, fn)).st_mtime - started, 2)
+    return out
 
 
 def sh(cmd):
@@ -46,7 +90,12 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "build", "bin"))
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "physical.json"))
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
+    ap.add_argument("--no-drop-caches", action="store_true",
+                    help="do not drop the page cache before each timed run")
     a = ap.parse_args()
+    global DROP_CACHES
+    DROP_CACHES = not a.no_drop_caches
     work = tempfile.mkdtemp(prefix="bench-physical-", dir=a.workdir)
     dc = os.path.join(work, "dc")
     res = {"size_gb_target": a.size_gb, "load_start": os.getloadavg()[0]}
@@ -69,14 +118,17 @@ def main():
         t0 = time.time()
         n = 0
         target = a.size_gb * (1 << 30)
-        while du(dbpath) < target:
+        while True:
+            if du(dbpath) >= target:
+                time.sleep(12)  # a checkpoint after the load drops the journal files
+                if du(dbpath) >= target:
+                    break
             batch = [{"_id": n + i, "n": n + i, "text": " ".join(random.choices(words, k=150))}
                      for i in range(5000)]
             coll.insert_many(batch, ordered=False)
             n += len(batch)
             if n % 200000 == 0:
                 print("loaded %d docs, dbpath %.2f GiB" % (n, du(dbpath) / (1 << 30)), flush=True)
-        time.sleep(12)  # a checkpoint after the load
         res.update(docs=n, load_secs=round(time.time() - t0, 1), dbpath_bytes=du(dbpath))
         print("dbpath: %.2f GiB, %d docs" % (res["dbpath_bytes"] / (1 << 30), n), flush=True)
 
@@ -91,23 +143,44 @@ def main():
         res["pbm_backup_none_s"] = backup("none")
         res["cp_r_s"] = timed(lambda: sh("cp -r %s %s/cpcopy" % (dbpath, work)))
         shutil.rmtree(os.path.join(work, "cpcopy"))
+        # Our backup fsyncs every object before publishing it; cp -r leaves the data in the page
+        # cache. The like-for-like figure is cp -r followed by sync.
+        sh("sync")
+        res["cp_r_sync_s"] = timed(lambda: sh("cp -r %s %s/cpcopy && sync" % (dbpath, work)))
+        res["page_cache_dropped"] = DROP_CACHES
+        shutil.rmtree(os.path.join(work, "cpcopy"))
+        agent_pid = json.load(open(os.path.join(dc, "cluster.json")))["members"][0]["agent_pid"]
+        res["agent_peak_rss_backup_mib"] = peak_rss_mib(agent_pid)
+        reset_peak_rss(agent_pid)
         snaps = json.loads(pbm("list", "--out", "json").stdout)["snapshots"]
         res["backups"] = [{k: s[k] for k in ("name", "compression", "size")} for s in snaps]
         first = snaps[0]["name"]  # the zstd level-1 backup
         res["tar_zst_bytes"] = os.path.getsize(os.path.join(work, "x.tar.zst"))
-        res["pbm_restore_s"] = timed(lambda: pbm("restore", first, "--wait"))
+        cold()
+        restore_start = time.time()
+        out = pbm("restore", first, "--wait").stdout
+        res["pbm_restore_s"] = time.time() - restore_start
+        rname = [t for t in out.replace("'", " ").split() if t.startswith("20") and t.endswith("Z")][0]
+        # staged: downloaded and verified; down: mongod stopped; ready: temporary mongod steps
+        # done; done: the pod's mongod is back (after the container's back-off) and healthy.
+        res["restore_phases_s"] = restore_phases(os.path.join(work, "store"), rname, restore_start)
         os.makedirs(os.path.join(work, "untar"))
         res["zstd_d_tar_x_s"] = timed(lambda: sh("zstd -q -d -T2 < %s/x.tar.zst | tar -x -C %s/untar" % (work, work)))
+        res["agent_peak_rss_restore_mib"] = peak_rss_mib(agent_pid)
         res["load_end"] = os.getloadavg()[0]
         res["backup_vs_tar"] = round(res["pbm_backup_zstd1_s"] / res["tar_zstd1_s"], 2)
         res["copy_throughput_vs_cp"] = round(res["cp_r_s"] / res["pbm_backup_none_s"], 2)
+        res["copy_throughput_vs_cp_sync"] = round(res["cp_r_sync_s"] / res["pbm_backup_none_s"], 2)
         res["restore_vs_untar"] = round(res["pbm_restore_s"] / res["zstd_d_tar_x_s"], 2)
         print(json.dumps(res, indent=2))
         os.makedirs(os.path.dirname(a.out), exist_ok=True)
         json.dump(res, open(a.out, "w"), indent=2)
     finally:
         subprocess.run([os.path.join(a.bin, "devcluster"), "down", "--dir", dc], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
+        if a.keep:
+            print("work directory kept: " + work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
