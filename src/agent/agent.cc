@@ -15,6 +15,7 @@
 #include "backup/physical.h"
 #include "codec/codec.h"
 #include "control/connect.h"
+#include "control/client_encryption.h"
 #include "control/control.h"
 #include "control/priority.h"
 #include "control/restore_status.h"
@@ -329,6 +330,16 @@ class Agent {
       p.node_version = version;
       p.node_name = me.host;
       p.parallelism = o_.parallel;
+      if (!meta.encryption.empty()) {
+        auto enc = control::ParseClientEncryption(*cfg);
+        if (!enc.enabled()) {
+          Fail(ErrorKind::kInvalidArgument,
+               "backup {} is encrypted ({}, key check {}): configure backup.encryption (keyFile "
+               "or keyEnv) with its key",
+               backup_name, meta.encryption, meta.encryption_key_check);
+        }
+        p.encryption_key = control::LoadClientKey(enc);
+      }
       nr = std::make_unique<restore::NodeRestore>(std::move(p));
       nr->Validate();
     } catch (const std::exception& e) {
@@ -579,6 +590,12 @@ class Agent {
       req.level = codec::ResolveLevel(req.codec, meta.compression_level);
       req.parallel = o_.parallel;
       req.key_file = o_.encryption_key_file;
+      if (auto enc = control::ParseClientEncryption(*cfg); enc.enabled()) {
+        req.encryption_key = control::LoadClientKey(enc);
+        std::lock_guard<std::mutex> l(meta_mu);
+        meta.encryption = codec::kEncryptionAlgorithm;
+        meta.encryption_key_check = codec::KeyCheckValue(*req.encryption_key);
+      }
       backup::BackupHooks hooks;
       int64_t published_cursor = 0;
       hooks.on_progress = [&](const backup::ReplsetMeta& rs) {

@@ -128,6 +128,9 @@ void to_json(Json& j, const BackupMeta& b) {
            {"conditions", b.conditions}};
   if (b.compression_level) j["compression_level"] = *b.compression_level;
   if (!b.error.empty()) j["error"] = b.error;
+  if (!b.encryption.empty()) {
+    j["encryption"] = {{"algorithm", b.encryption}, {"key_check", b.encryption_key_check}};
+  }
 }
 void from_json(const Json& j, BackupMeta& b) {
   b.name = j.at("name").get<std::string>();
@@ -140,6 +143,10 @@ void from_json(const Json& j, BackupMeta& b) {
     b.compression_level = j["compression_level"].get<int>();
   }
   b.storage = j.value("storage", std::string());
+  if (j.contains("encryption") && j["encryption"].is_object()) {
+    b.encryption = j["encryption"].value("algorithm", std::string());
+    b.encryption_key_check = j["encryption"].value("key_check", std::string());
+  }
   b.start_ts = j.value("start_ts", int64_t{0});
   b.last_transition_ts = j.value("last_transition_ts", int64_t{0});
   b.heartbeat = j.value("hb", int64_t{0});

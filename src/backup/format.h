@@ -105,6 +105,10 @@ struct BackupMeta {
   std::string compression;
   std::optional<int> compression_level;
   std::string storage;        // the storage's description
+  // Client-side encryption of the objects (codec/encrypt.h): "" or "AES256-GCM", and the key
+  // check value of the key used (never the key).
+  std::string encryption;
+  std::string encryption_key_check;
   int64_t start_ts = 0;       // unix seconds
   int64_t last_transition_ts = 0;
   int64_t heartbeat = 0;      // unix seconds, while running

@@ -1,8 +1,6 @@
 #include "backup/physical.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -11,13 +9,12 @@
 #include <condition_variable>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 #include <thread>
 
 #include "codec/checksum.h"
+#include "codec/encrypt.h"
 #include "codec/stream.h"
 
 namespace pbm::backup {
@@ -73,7 +70,9 @@ FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const
   int fd = open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) FailErrno("backup: open " + f.path, errno);
   StorageSink sink(st.Create(e.object));
-  auto comp = codec::NewCompressor(req.codec, req.level, &sink);
+  std::unique_ptr<codec::Sink> enc;
+  if (req.encryption_key) enc = codec::NewEncryptor(*req.encryption_key, &sink);
+  auto comp = codec::NewCompressor(req.codec, req.level, enc ? enc.get() : &sink);
   codec::Sha256 sha;
   std::vector<char> buf(1 << 20);
   int64_t left = f.size;
@@ -169,42 +168,15 @@ std::vector<Json> DrainAvailable(const mongo::Client& node, mongo::CursorBatch b
 }  // namespace
 
 std::string KeyCheckValueOfFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  try {
+    return codec::KeyCheckValue(codec::ReadKeyFile(path));
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kIo) throw;
     Fail(ErrorKind::kIo,
-         "cannot read the encryption key file {}: {}; the backup agent needs the node's key file "
-         "mounted at that path (or --encryption-key-file)",
-         path, std::strerror(errno));
+         "{}; the backup agent needs the node's encryption key file mounted at that path (or "
+         "--encryption-key-file)",
+         e.what());
   }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string b64;
-  for (char c : ss.str()) {
-    if (!isspace(static_cast<unsigned char>(c))) b64 += c;
-  }
-  std::vector<unsigned char> key(b64.size());
-  int n = EVP_DecodeBlock(key.data(), reinterpret_cast<const unsigned char*>(b64.data()),
-                          static_cast<int>(b64.size()));
-  if (n < 0) Fail(ErrorKind::kInvalidArgument, "encryption key file {} is not base64", path);
-  while (!b64.empty() && b64.back() == '=') {
-    b64.pop_back();
-    --n;
-  }
-  if (n != 32) {
-    Fail(ErrorKind::kInvalidArgument, "encryption key file {} does not hold a 32-byte key", path);
-  }
-  static constexpr char kLabel[] = "psmdb key check value";
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), key.data(), 32, reinterpret_cast<const unsigned char*>(kLabel),
-       sizeof(kLabel) - 1, mac, &mac_len);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (int i = 0; i < 8; ++i) {
-    out.push_back(kHex[mac[i] >> 4]);
-    out.push_back(kHex[mac[i] & 0xf]);
-  }
-  return out;
 }
 
 MongodOptions ReadMongodOptions(const mongo::Client& node, const std::string& key_file_override) {

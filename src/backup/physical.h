@@ -5,10 +5,12 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "backup/format.h"
 #include "codec/codec.h"
+#include "codec/encrypt.h"
 #include "mongo/client.h"
 #include "storage/storage.h"
 
@@ -23,6 +25,8 @@ struct PhysicalBackupRequest {
   int parallel = 4;      // files copied at once
   std::string key_file;  // where the agent reads the node's key file ("" = the node's own path)
   int keepalive_secs = 60;  // getMore on the backup cursor at this interval
+  // Client-side encryption of every object (after compression); none when empty.
+  std::optional<codec::EncryptionKey> encryption_key;
 };
 
 struct BackupHooks {

@@ -12,6 +12,7 @@
 
 #include "backup/format.h"
 #include "codec/codec.h"
+#include "control/client_encryption.h"
 #include "control/priority.h"
 #include "control/restore_status.h"
 #include "storage/storage.h"
@@ -109,6 +110,7 @@ void ConfigSet(const control::Control& ctl, const std::string& file, const Outpu
     codec::ParseCodec(cfg["backup"]["compression"].get<std::string>());
   }
   control::ParseBackupPriorities(cfg);
+  control::ParseClientEncryption(cfg);
   ctl.EnsureSetup();
   ctl.SetConfig(cfg);
   // As PBM does when the storage is (re)configured: the backup list follows the storage, so a

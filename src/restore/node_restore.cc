@@ -389,6 +389,28 @@ void NodeRestore::RequireValidated(const char* step) const {
   if (!validated_) Fail(ErrorKind::kInternal, "{} before Validate", step);
 }
 
+void CheckEncryptionKey(const backup::BackupMeta& meta,
+                        const std::optional<codec::EncryptionKey>& key) {
+  if (meta.encryption.empty()) return;
+  if (meta.encryption != codec::kEncryptionAlgorithm) {
+    Fail(ErrorKind::kIncompatible, "backup {} is encrypted with {}, which this pbm cannot read",
+         meta.name, meta.encryption);
+  }
+  if (!key) {
+    Fail(ErrorKind::kInvalidArgument,
+         "backup {} is encrypted ({}, key check {}): the restore needs its key (backup.encryption "
+         "in the config)",
+         meta.name, meta.encryption, meta.encryption_key_check);
+  }
+  std::string check = codec::KeyCheckValue(*key);
+  if (check != meta.encryption_key_check) {
+    Fail(ErrorKind::kIncompatible,
+         "backup {} was encrypted with another key (key check {}); the configured key's check "
+         "value is {}: configure the key the backup was made with",
+         meta.name, meta.encryption_key_check, check);
+  }
+}
+
 void NodeRestore::Validate() {
   const RestorePlan& p = plan_;
   auto bad = [&](const std::string& what) {
@@ -442,6 +464,7 @@ void NodeRestore::Validate() {
     }
   }
   if (plan_.restore_to.empty()) plan_.restore_to = backup_.replset.last_write_ts;
+  CheckEncryptionKey(backup_.meta, p.encryption_key);
   if (p.node_options) {
     CheckCompatible(p.backup_name, backup_.replset, *p.node_options, p.node_version,
                     p.node_name.empty() ? p.dbpath : p.node_name);
@@ -546,7 +569,9 @@ void NodeRestore::DownloadOne(const backup::FileEntry& f) {
     codec::Codec c = codec::ParseCodec(backup_.files.codec);
     auto reader = plan_.storage->Open(f.object);
     ReaderSource raw(reader.get());
-    auto plain = codec::NewDecompressor(c, &raw);
+    std::unique_ptr<codec::Source> dec;
+    if (!backup_.meta.encryption.empty()) dec = codec::NewDecryptor(*plan_.encryption_key, &raw);
+    auto plain = codec::NewDecompressor(c, dec ? dec.get() : &raw);
     Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (fd.get() < 0) FailErrno("create " + path, errno);
     codec::Sha256 sha;

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "backup/format.h"
+#include "codec/encrypt.h"
 #include "restore/preflight.h"
 #include "storage/storage.h"
 
@@ -100,6 +101,9 @@ struct RestorePlan {
   std::string node_name;  // for messages
   // Called at each step and per downloaded file; may be empty. Must not throw.
   std::function<void(const Progress&)> progress;
+  // The key of a backup made with client-side encryption (codec/encrypt.h). Validate refuses an
+  // encrypted backup without it, or with a key whose check value differs from the backup's.
+  std::optional<codec::EncryptionKey> encryption_key;
   // Files downloaded at once (>= 1).
   int parallelism = 4;
   std::chrono::milliseconds mongod_down_timeout{std::chrono::seconds(300)};
@@ -114,6 +118,12 @@ std::vector<std::string> StorageArgs(const backup::MongodOptions& backup_opts);
 // The node's encryption options: --enableEncryption --encryptionKeyFile F
 // [--encryptionCipherMode M]; empty when encryption is off.
 std::vector<std::string> SecurityArgs(const backup::MongodOptions& node_opts);
+
+// Throws unless `key` can read the objects of `meta`: kInvalidArgument when the backup is
+// encrypted and there is no key, kIncompatible when the key check values differ (or the
+// algorithm is unknown). Nothing to check for an unencrypted backup.
+void CheckEncryptionKey(const backup::BackupMeta& meta,
+                        const std::optional<codec::EncryptionKey>& key);
 
 // Restores one node. Not thread-safe: one thread calls Run (or the steps) at a time; that
 // thread must live until Run returns (the temporary mongod is tied to it, see MongodProcess).

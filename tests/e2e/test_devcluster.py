@@ -92,9 +92,11 @@ class Cluster:
         return {}
 
     def wait_healthy(self, timeout=90):
+        members = len(self.info()["members"])
+
         def ok():
             s = sorted(self.states().values())
-            return s == ["PRIMARY", "SECONDARY", "SECONDARY"]
+            return s == ["PRIMARY"] + ["SECONDARY"] * (members - 1)
         wait_until(ok, timeout, what="a healthy replica set (%s)" % self.states())
 
     def cleanup(self):

@@ -53,18 +53,15 @@ class ClusterTestBase(unittest.TestCase):
         self.cluster.cleanup()
         self.tmp.__exit__(None, None, None)
 
-
-class PhysicalTest(ClusterTestBase):
-
-    def up(self, *extra):
-        p = self.cluster.run("up", "--dir", self.cluster.dir, "--members", "3", "--mongod",
+    def up(self, *extra, members=3, mongod_args=()):
+        p = self.cluster.run("up", "--dir", self.cluster.dir, "--members", str(members), "--mongod",
                              h.WTMONGOD, "--backoff-initial-ms", "200", "--backoff-max-ms", "1000",
-                             "--detach", *extra, "--", "--syncdelay", "2")
+                             "--detach", *extra, "--", "--syncdelay", "2", *mongod_args)
         self.assertEqual(p.returncode, 0, p.stderr + self.cluster.log())
         self.uri = self.cluster.info()["uri"]
         # Every agent reports in before anything is asked of them.
-        h.wait_until(lambda: len(json.loads(self.pbm("status", "--out", "json").stdout)["cluster"]) == 3,
-                     60, what="three agents in pbm status")
+        h.wait_until(lambda: len(json.loads(self.pbm("status", "--out", "json").stdout)["cluster"]) == members,
+                     60, what="%d agents in pbm status" % members)
 
     def pbm(self, *args, check=False, timeout=600):
         p = subprocess.run([PBM, *args], capture_output=True, text=True, timeout=timeout,
@@ -72,6 +69,9 @@ class PhysicalTest(ClusterTestBase):
         if check and p.returncode != 0:
             raise AssertionError("pbm %s failed (%d): %s%s" % (" ".join(args), p.returncode, p.stdout, p.stderr))
         return p
+
+
+class PhysicalTest(ClusterTestBase):
 
     def member_hosts(self):
         return [m["host"] for m in self.cluster.info()["members"]]
