@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -61,6 +62,80 @@ struct FileToCopy {
   int64_t size;
 };
 
+// Hands filled buffers from the thread that reads and hashes a file to the thread that
+// compresses and writes it, so the two halves of one file's copy overlap (SHA-256 alone runs at
+// about 1.6 GB/s on one core, and a large collection file is one object). Bounded: kBuffers
+// buffers of kBufferSize per file in flight.
+class CopyPipe {
+ public:
+  static constexpr size_t kBuffers = 4;
+  static constexpr size_t kBufferSize = 1 << 20;
+
+  CopyPipe() {
+    for (size_t i = 0; i < kBuffers; ++i) free_.emplace_back(kBufferSize);
+  }
+
+  // Producer: an empty buffer (blocks while all are in flight); throws the consumer's error.
+  std::vector<char> TakeFree() {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return !free_.empty() || error_; });
+    if (error_) std::rethrow_exception(error_);
+    auto b = std::move(free_.back());
+    free_.pop_back();
+    return b;
+  }
+  void PutFull(std::vector<char> b, size_t n) {
+    std::lock_guard<std::mutex> l(mu_);
+    full_.push_back({std::move(b), n});
+    cv_.notify_all();
+  }
+  // No more buffers: the consumer ends once it wrote what is queued.
+  void Finish() {
+    std::lock_guard<std::mutex> l(mu_);
+    finished_ = true;
+    cv_.notify_all();
+  }
+
+  // Consumer loop: writes every full buffer to `out` until Finish (or a failure, kept for the
+  // producer to rethrow).
+  void Drain(codec::Sink& out) {
+    while (true) {
+      std::pair<std::vector<char>, size_t> item;
+      {
+        std::unique_lock<std::mutex> l(mu_);
+        cv_.wait(l, [&] { return !full_.empty() || finished_; });
+        if (full_.empty()) return;
+        item = std::move(full_.front());
+        full_.pop_front();
+      }
+      try {
+        out.Write(item.first.data(), item.second);
+      } catch (...) {
+        std::lock_guard<std::mutex> l(mu_);
+        error_ = std::current_exception();
+        cv_.notify_all();
+        return;
+      }
+      std::lock_guard<std::mutex> l(mu_);
+      free_.push_back(std::move(item.first));
+      cv_.notify_all();
+    }
+  }
+  // After the consumer ended: its error, if any.
+  void RethrowError() {
+    std::lock_guard<std::mutex> l(mu_);
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::vector<char>> free_;
+  std::deque<std::pair<std::vector<char>, size_t>> full_;
+  bool finished_ = false;
+  std::exception_ptr error_;
+};
+
 FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const FileToCopy& f,
                    const BackupHooks& hooks) {
   FileEntry e;
@@ -69,32 +144,45 @@ FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const
   e.object = req.name + "/" + req.replset + "/" + f.rel + std::string(codec::CodecSuffix(req.codec));
   int fd = open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) FailErrno("backup: open " + f.path, errno);
+  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
   StorageSink sink(st.Create(e.object));
   std::unique_ptr<codec::Sink> enc;
   if (req.encryption_key) enc = codec::NewEncryptor(*req.encryption_key, &sink);
   auto comp = codec::NewCompressor(req.codec, req.level, enc ? enc.get() : &sink);
   codec::Sha256 sha;
-  std::vector<char> buf(1 << 20);
+  CopyPipe pipe;
+  std::thread writer([&] { pipe.Drain(*comp); });
   int64_t left = f.size;
   try {
     while (left > 0) {
       if (hooks.cancelled && hooks.cancelled()) Fail(ErrorKind::kCancelled, "backup cancelled");
-      ssize_t n = read(fd, buf.data(), static_cast<size_t>(std::min<int64_t>(left, buf.size())));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        FailErrno("backup: read " + f.path, errno);
+      std::vector<char> buf = pipe.TakeFree();
+      size_t want = static_cast<size_t>(std::min<int64_t>(left, buf.size()));
+      size_t got = 0;
+      while (got < want) {
+        ssize_t n = read(fd, buf.data() + got, want - got);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          FailErrno("backup: read " + f.path, errno);
+        }
+        if (n == 0) {
+          Fail(ErrorKind::kCorrupt,
+               "backup: {} is shorter ({} bytes) than the backup cursor listed ({} bytes)", f.path,
+               f.size - left + static_cast<int64_t>(got), f.size);
+        }
+        got += static_cast<size_t>(n);
       }
-      if (n == 0) {
-        Fail(ErrorKind::kCorrupt,
-             "backup: {} is shorter ({} bytes) than the backup cursor listed ({} bytes)", f.path,
-             f.size - left, f.size);
-      }
-      sha.Update(buf.data(), static_cast<size_t>(n));
-      comp->Write(buf.data(), static_cast<size_t>(n));
-      left -= n;
+      sha.Update(buf.data(), got);
+      pipe.PutFull(std::move(buf), got);
+      left -= static_cast<int64_t>(got);
     }
+    pipe.Finish();
+    writer.join();
+    pipe.RethrowError();
     comp->Close();
   } catch (...) {
+    pipe.Finish();
+    if (writer.joinable()) writer.join();
     close(fd);
     throw;
   }
