@@ -598,16 +598,27 @@ class Agent {
       }
       backup::BackupHooks hooks;
       int64_t published_cursor = 0;
+      int64_t published_at = 0;
       hooks.on_progress = [&](const backup::ReplsetMeta& rs) {
         std::lock_guard<std::mutex> l(meta_mu);
         meta.replsets = {rs};
         meta.size = rs.size;
         meta.size_uncompressed = rs.size_uncompressed;
+        int64_t now = NowUnix();
         if (rs.backup_cursor_id != 0 && rs.backup_cursor_id != published_cursor) {
           // In the cluster at once (not at the next heartbeat): if this agent dies now, the
           // next backup on this node must find the cursor to close it.
           published_cursor = rs.backup_cursor_id;
           ctl.PutBackup(meta);
+          published_at = now;
+        } else if (now != published_at) {
+          // Progress for pbm status and pbm backup --wait, once a second.
+          try {
+            ctl.PutBackup(meta);
+            published_at = now;
+          } catch (const Error& e) {
+            spdlog::warn("backup {}: publishing progress: {}", name, e.what());
+          }
         }
       };
       hooks.cancelled = [&] { return stop_.load() || lost_lock.load(); };

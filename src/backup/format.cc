@@ -86,6 +86,9 @@ void to_json(Json& j, const ReplsetMeta& r) {
            {"files", r.files},
            {"size", r.size},
            {"size_uncompressed", r.size_uncompressed},
+           {"progress_bytes", r.progress_bytes},
+           {"progress_total", r.progress_total},
+           {"copy_start_ts", r.copy_start_ts},
            {"conditions", r.conditions}};
   if (!r.error.empty()) j["error"] = r.error;
   if (r.backup_cursor_id != 0) j["backup_cursor_id"] = r.backup_cursor_id;
@@ -104,6 +107,9 @@ void from_json(const Json& j, ReplsetMeta& r) {
   r.files = j.value("files", int64_t{0});
   r.size = j.value("size", int64_t{0});
   r.size_uncompressed = j.value("size_uncompressed", int64_t{0});
+  r.progress_bytes = j.value("progress_bytes", int64_t{0});
+  r.progress_total = j.value("progress_total", int64_t{0});
+  r.copy_start_ts = j.value("copy_start_ts", int64_t{0});
   if (j.contains("conditions")) r.conditions = j["conditions"].get<std::vector<Condition>>();
   r.backup_cursor_id = j.value("backup_cursor_id", int64_t{0});
 }
@@ -188,6 +194,51 @@ std::string NewObjectIdHex() {
                  std::chrono::system_clock::now().time_since_epoch())
                  .count();
   return fmt::format("{:08x}{:016x}", static_cast<uint32_t>(now), rng());
+}
+
+Progress BackupProgress(const BackupMeta& b, int64_t now) {
+  Progress p;
+  int64_t start = 0;
+  for (const auto& r : b.replsets) {
+    p.bytes_done += r.progress_bytes;
+    p.bytes_total += r.progress_total;
+    if (r.copy_start_ts && (!start || r.copy_start_ts < start)) start = r.copy_start_ts;
+  }
+  if (b.status == "done") p.bytes_done = p.bytes_total;
+  if (start && now > start) p.bytes_per_sec = static_cast<double>(p.bytes_done) / (now - start);
+  if (p.bytes_per_sec > 0 && p.bytes_total >= p.bytes_done) {
+    p.eta_secs = static_cast<int64_t>((p.bytes_total - p.bytes_done) / p.bytes_per_sec + 0.5);
+  }
+  return p;
+}
+
+Json ProgressJson(const Progress& p) {
+  return Json{{"bytes_done", p.bytes_done},
+              {"bytes_total", p.bytes_total},
+              {"bytes_per_sec", static_cast<int64_t>(p.bytes_per_sec)},
+              {"eta_secs", p.eta_secs}};
+}
+
+std::string HumanBytes(int64_t n) {
+  static const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  return u == 0 ? fmt::format("{} B", n) : fmt::format("{:.2f} {}", v, kUnits[u]);
+}
+
+std::string ProgressLine(const Progress& p) {
+  std::string s = HumanBytes(p.bytes_done);
+  if (p.bytes_total > 0) {
+    s += fmt::format(" of {} ({}%)", HumanBytes(p.bytes_total),
+                     std::min<int64_t>(100, p.bytes_done * 100 / p.bytes_total));
+  }
+  if (p.bytes_per_sec > 0) s += ", " + HumanBytes(static_cast<int64_t>(p.bytes_per_sec)) + "/s";
+  if (p.eta_secs >= 0) s += fmt::format(", about {} s left", p.eta_secs);
+  return s;
 }
 
 }  // namespace pbm::backup

@@ -87,6 +87,11 @@ struct ReplsetMeta {
   int64_t files = 0;
   int64_t size = 0;              // stored bytes
   int64_t size_uncompressed = 0;
+  // Progress of the copy: bytes of the original files read so far (files in progress included)
+  // of the bytes the backup cursor listed, and when the copy began (unix seconds).
+  int64_t progress_bytes = 0;
+  int64_t progress_total = 0;
+  int64_t copy_start_ts = 0;
   std::vector<Condition> conditions;
   // The node's $backupCursor id while the copy runs (0 once it is closed). Recorded so that a
   // later backup can kill the cursor of an agent that died (kill -9) holding it: mongod keeps
@@ -122,6 +127,21 @@ struct BackupMeta {
   std::vector<Condition> conditions;
 };
 void to_json(Json& j, const BackupMeta& b);
+
+// How far a running operation got: bytes done of total, the rate since it began and the time
+// left at that rate (-1 when unknown).
+struct Progress {
+  int64_t bytes_done = 0;
+  int64_t bytes_total = 0;
+  double bytes_per_sec = 0;
+  int64_t eta_secs = -1;
+};
+// The progress of a backup (its replsets summed) at `now` (unix seconds).
+Progress BackupProgress(const BackupMeta& b, int64_t now);
+Json ProgressJson(const Progress& p);
+// "1.2 GiB of 2.0 GiB (61%), 412 MiB/s, about 3 s left"
+std::string ProgressLine(const Progress& p);
+std::string HumanBytes(int64_t n);
 void from_json(const Json& j, BackupMeta& b);
 
 // Object names.

@@ -10,6 +10,7 @@
 #include <deque>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -136,8 +137,9 @@ class CopyPipe {
   std::exception_ptr error_;
 };
 
+// `on_read(n)` is told of every buffer read.
 FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const FileToCopy& f,
-                   const BackupHooks& hooks) {
+                   const BackupHooks& hooks, const std::function<void(int64_t)>& on_read) {
   FileEntry e;
   e.name = f.rel;
   e.size = f.size;
@@ -174,6 +176,7 @@ FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const
       }
       sha.Update(buf.data(), got);
       pipe.PutFull(std::move(buf), got);
+      on_read(static_cast<int64_t>(got));
       left -= static_cast<int64_t>(got);
     }
     pipe.Finish();
@@ -201,12 +204,23 @@ std::vector<FileEntry> CopyAll(storage::Storage& st, const PhysicalBackupRequest
   std::exception_ptr first_error;
   std::mutex err_mu;
   std::atomic<bool> failed{false};
+  // Progress: bytes read so far, reported at most twice a second.
+  auto last_report = std::chrono::steady_clock::now();
+  auto on_read = [&](int64_t n) {
+    std::lock_guard<std::mutex> l(meta_mu);
+    meta.progress_bytes += n;
+    auto now = std::chrono::steady_clock::now();
+    if (hooks.on_progress && now - last_report >= std::chrono::milliseconds(500)) {
+      last_report = now;
+      hooks.on_progress(meta);
+    }
+  };
   auto worker = [&] {
     while (!failed) {
       size_t i = next++;
       if (i >= files.size()) return;
       try {
-        out[i] = CopyFile(st, req, files[i], hooks);
+        out[i] = CopyFile(st, req, files[i], hooks, on_read);
         std::lock_guard<std::mutex> l(meta_mu);
         meta.size += out[i].stored_size;
         meta.size_uncompressed += out[i].size;
@@ -398,11 +412,18 @@ ReplsetMeta RunPhysicalBackup(const mongo::Client& node, const mongo::Client& cl
     std::vector<FileToCopy> all = ToCopy(docs, dbpath);
     std::vector<FileToCopy> data, journal;
     for (auto& f : all) (f.rel.rfind("journal/", 0) == 0 ? journal : data).push_back(f);
+    {
+      std::lock_guard<std::mutex> l(meta_mu);
+      for (const auto& f : all) meta.progress_total += f.size;
+      meta.copy_start_ts = now();
+    }
     // storage.bson is not in the cursor's list; it is small and never changes.
     std::string sb = (std::filesystem::path(dbpath) / "storage.bson").string();
     std::error_code ec;
     if (std::filesystem::exists(sb, ec)) {
       data.push_back({sb, "storage.bson", static_cast<int64_t>(std::filesystem::file_size(sb))});
+      std::lock_guard<std::mutex> l(meta_mu);
+      meta.progress_total += data.back().size;
     }
     for (auto& e : CopyAll(st, req, data, hooks, meta, meta_mu)) list.files.push_back(e);
 
@@ -427,6 +448,12 @@ ReplsetMeta RunPhysicalBackup(const mongo::Client& node, const mongo::Client& cl
     for (auto& f : ToCopy(ext_docs, dbpath)) jmap[f.rel] = f;
     std::vector<FileToCopy> jfiles;
     for (auto& [k, f] : jmap) jfiles.push_back(f);
+    {
+      // The extended journal files replace the ones listed at the open.
+      std::lock_guard<std::mutex> l(meta_mu);
+      for (const auto& f : journal) meta.progress_total -= f.size;
+      for (const auto& f : jfiles) meta.progress_total += f.size;
+    }
     for (auto& e : CopyAll(st, req, jfiles, hooks, meta, meta_mu)) list.files.push_back(e);
     meta.last_write_ts = target;
   } catch (...) {

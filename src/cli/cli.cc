@@ -1,5 +1,6 @@
 #include "cli/cli.h"
 
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <chrono>
@@ -58,18 +59,7 @@ std::string TimeStr(int64_t unix) {
   return backup::BackupNameFor(unix);
 }
 
-std::string HumanBytes(int64_t b) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.2f %s", v, units[u]);
-  return buf;
-}
+using backup::HumanBytes;
 
 Json ListEntry(const backup::BackupMeta& b) {
   Json j = {{"name", b.name},
@@ -190,6 +180,8 @@ std::string Backup(const control::Control& ctl, const BackupArgs& a, const Outpu
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_timeout_secs);
   int polls = 0;
+  bool tty = !o.json && o.out == &std::cout && isatty(STDOUT_FILENO);
+  size_t last_len = 0;
   while (true) {
     auto b = ctl.GetBackup(name);
     int64_t t = NowUnix();
@@ -208,8 +200,17 @@ std::string Backup(const control::Control& ctl, const BackupArgs& a, const Outpu
       Fail(ErrorKind::kTimeout, "backup {} still {} after {} s", name, b ? b->status : "unknown",
            a.wait_timeout_secs);
     }
-    // Polls 4 times a second (the wait ends soon after the operation does), a dot a second.
-    if (!o.json && ++polls % 4 == 0) *o.out << "." << std::flush;
+    // Polls 4 times a second (the wait ends soon after the operation does). On a terminal the
+    // progress line is redrawn; otherwise a dot a second.
+    ++polls;
+    if (tty && b && polls % 2 == 0) {
+      std::string line = "\r" + b->status + ": " + backup::ProgressLine(backup::BackupProgress(*b, t));
+      *o.out << line << std::string(line.size() < last_len ? last_len - line.size() : 0, ' ')
+             << std::flush;
+      last_len = line.size();
+    } else if (!o.json && !tty && polls % 4 == 0) {
+      *o.out << "." << std::flush;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   auto b = *ctl.GetBackup(name);
@@ -396,11 +397,15 @@ void DescribeBackup(const control::Control& ctl, const std::string& name, const 
   auto b = ctl.GetBackup(name);
   if (!b) Fail(ErrorKind::kNotFound, "backup {} not found (pbm list shows the backups)", name);
   Json j = *b;
+  auto progress = backup::BackupProgress(*b, NowUnix());
+  bool running = b->status == "starting" || b->status == "running";
+  if (running) j["progress"] = backup::ProgressJson(progress);
   if (o.json) {
     *o.out << j.dump(2) << "\n";
     return;
   }
   *o.out << "name: " << b->name << "\ntype: " << b->type << "\nstatus: " << b->status << "\n";
+  if (running) *o.out << "progress: " << backup::ProgressLine(progress) << "\n";
   if (!b->error.empty()) *o.out << "error: " << b->error << "\n";
   *o.out << "size: " << HumanBytes(b->size) << " (uncompressed " << HumanBytes(b->size_uncompressed)
          << ")\ncompression: " << b->compression
@@ -442,6 +447,12 @@ void Status(const control::Control& ctl, const Output& o) {
     for (const auto& l : locks) {
       running.push_back({{"type", l.type}, {"opid", l.opid}, {"rs", l.replset}, {"node", l.node},
                          {"stale", l.stale(now)}});
+      for (const auto& b : backups) {
+        if (b.opid == l.opid) {
+          running.back()["name"] = b.name;
+          running.back()["progress"] = backup::ProgressJson(backup::BackupProgress(b, now));
+        }
+      }
     }
     Json snaps = Json::array();
     for (const auto& b : backups) snaps.push_back(ListEntry(b));
@@ -464,6 +475,12 @@ void Status(const control::Control& ctl, const Output& o) {
   for (const auto& l : locks) {
     *o.out << l.type << " on " << l.replset << "/" << l.node << " [opid: " << l.opid << "]"
            << (l.stale(now) ? " (stale)" : "") << "\n";
+    for (const auto& b : backups) {
+      if (b.opid == l.opid) {
+        *o.out << "  " << b.name << ": " << backup::ProgressLine(backup::BackupProgress(b, now))
+               << "\n";
+      }
+    }
   }
   *o.out << "\nBackups:\n========\n";
   for (const auto& b : backups) {

@@ -98,6 +98,9 @@ class PhysicalTest(ClusterTestBase):
         point = desc["last_write_ts"]
         rs = desc["replsets"][0]
         self.assertIn(rs["node"], self.member_hosts())
+        self.assertNotIn("progress", desc)  # only while running
+        self.assertEqual(rs["progress_bytes"], rs["progress_total"])
+        self.assertEqual(rs["progress_bytes"], rs["size_uncompressed"])
         self.assertEqual(rs["mongod_opts"]["block_compressor"], "snappy")
         self.assertTrue(os.path.exists(os.path.join(self.store, name + ".pbm.json")))
         # Change the data after the backup.

@@ -149,6 +149,13 @@ class FaultsTest(ClusterTestBase):
             return r[0] if r else None
         lock = h.wait_until(running, 60, interval=0.1, what="the backup's lock in pbm status")
         self.assertFalse(lock["stale"])
+        # Progress while it runs: bytes read of the bytes the backup cursor listed, a rate, an ETA.
+        prog = h.wait_until(lambda: (running() or {}).get("progress", {}).get("bytes_done", 0) > 0
+                            and running()["progress"], 30, interval=0.2, what="backup progress")
+        self.assertEqual(running()["name"], name)
+        self.assertGreater(prog["bytes_total"], 100 << 20)
+        self.assertLessEqual(prog["bytes_done"], prog["bytes_total"])
+        self.assertIn("progress", self.backup_status(name))
         self.assertEqual(self.backup_status(name)["status"], "running",
                          "the backup should still run (load more data?)")
         # A second operation while one runs is refused with a clear message.
