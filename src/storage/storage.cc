@@ -1,8 +1,10 @@
 #include "storage/storage.h"
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "storage/s3_storage.h"
 
 namespace pbm::storage {
 
@@ -97,8 +99,20 @@ std::unique_ptr<Storage> NewStorageFromConfig(const nlohmann::json& section) {
     }
     return NewFilesystemStorage(path->get<std::string>());
   }
+  if (type == "s3") {
+    auto s3 = section.find("s3");
+    if (s3 == section.end() || !s3->is_object()) {
+      Fail(ErrorKind::kInvalidArgument,
+           "storage config: type s3 needs an \"s3\" section with at least \"bucket\"");
+    }
+    return NewS3Storage(ParseS3Config(*s3, [](const char* name) -> std::optional<std::string> {
+      const char* v = std::getenv(name);
+      if (v == nullptr) return std::nullopt;
+      return std::string(v);
+    }));
+  }
   // The other storage types PBM knows.
-  if (type == "s3" || type == "minio" || type == "azure" || type == "gcs" || type == "oss") {
+  if (type == "minio" || type == "azure" || type == "gcs" || type == "oss") {
     Fail(ErrorKind::kInvalidArgument, "storage type {} is not supported yet", type);
   }
   Fail(ErrorKind::kInvalidArgument,
