@@ -6,9 +6,13 @@
 //   s3tool CONFIG.json range NAME OFFSET LENGTH > data
 //   s3tool CONFIG.json stat NAME           → "SIZE MTIME", exit 3 if missing
 //   s3tool CONFIG.json list [PREFIX]       → "NAME\tSIZE" lines
+//   s3tool CONFIG.json fill PREFIX COUNT   (COUNT small objects PREFIX000000..., for List tests)
 //   s3tool CONFIG.json rm NAME | rmprefix [PREFIX] | describe
+// Warnings (retries) go to stderr.
 // CONFIG.json holds the `storage:` section as JSON. Errors: one line on stderr, exit 1
 // (3 for kNotFound).
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -75,6 +79,13 @@ int Run(const std::vector<std::string>& args) {
     for (const auto& o : st->List(arg(2))) std::cout << o.name << "\t" << o.size << "\n";
     return 0;
   }
+  if (cmd == "fill") {
+    int count = std::stoi(arg(3));
+    for (int i = 0; i < count; ++i) {
+      st->WriteAll(fmt::format("{}{:06d}", arg(2), i), std::to_string(i));
+    }
+    return 0;
+  }
   if (cmd == "rm") {
     st->Remove(arg(2));
     return 0;
@@ -94,6 +105,7 @@ int Run(const std::vector<std::string>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  spdlog::set_default_logger(spdlog::stderr_color_st("s3tool"));
   try {
     return Run(std::vector<std::string>(argv + 1, argv + argc));
   } catch (const pbm::Error& e) {
