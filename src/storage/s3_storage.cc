@@ -334,6 +334,30 @@ size_t WriteHeader(char* ptr, size_t size, size_t nmemb, void* userdata) {
   return size * nmemb;
 }
 
+struct StallWatch {
+  int64_t timeout_ms;
+  curl_off_t down, up;
+  std::chrono::steady_clock::time_point last;
+  bool stalled;
+};
+
+int StallCheck(void* p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+               curl_off_t ulnow) {
+  auto* w = static_cast<StallWatch*>(p);
+  auto now = std::chrono::steady_clock::now();
+  if (dlnow != w->down || ulnow != w->up) {
+    w->down = dlnow;
+    w->up = ulnow;
+    w->last = now;
+    return 0;
+  }
+  if (now - w->last > std::chrono::milliseconds(w->timeout_ms)) {
+    w->stalled = true;
+    return 1;  // aborts the transfer (CURLE_ABORTED_BY_CALLBACK), which Do() retries
+  }
+  return 0;
+}
+
 std::string AmzDate() {
   std::time_t now = std::time(nullptr);
   std::tm tm{};
@@ -636,10 +660,13 @@ class S3Storage : public Storage {
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(cfg_.connect_timeout_ms));
-    // A transfer that moves less than 1 byte/s for stallTimeout has stalled.
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME,
-                     static_cast<long>(std::max<int64_t>(1, cfg_.stall_timeout_ms / 1000)));
+    // A transfer that moves no byte either way for stallTimeout has stalled. (Not
+    // CURLOPT_LOW_SPEED_*: its moving average over several seconds hides a stall that follows
+    // an upload.)
+    StallWatch watch{cfg_.stall_timeout_ms, 0, 0, std::chrono::steady_clock::now(), false};
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, StallCheck);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, &watch);
     if (cfg_.insecure_skip_tls_verify) {
       curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
       curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
@@ -662,6 +689,11 @@ class S3Storage : public Storage {
     CURLcode code = curl_easy_perform(h);
     curl_slist_free_all(list);
     if (code != CURLE_OK) {
+      if (watch.stalled) {
+        *cause = fmt::format("no data moved for {} ms (stalled; s3.stallTimeout)",
+                             cfg_.stall_timeout_ms);
+        return code;
+      }
       *cause = errbuf[0] ? fmt::format("{} ({})", curl_easy_strerror(code), errbuf)
                          : std::string(curl_easy_strerror(code));
       return code;
