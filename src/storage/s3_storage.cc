@@ -471,8 +471,8 @@ class S3Storage : public Storage {
     // batch in parallel and removes directories from under itself, failing the batch and
     // corrupting its listing.
     for (const auto& obj : objs) {
-      Do("remove", obj.key.substr(key_prefix_.size()),
-         HttpRequest{"DELETE", obj.key, {}, {}, {}}, {200, 204, 404});
+      Do("remove", obj.key.substr(key_prefix_.size()), HttpRequest{"DELETE", obj.key, {}, {}, {}},
+         {200, 204, 404});
     }
     AbortUploads(key_prefix_ + prefix);
   }

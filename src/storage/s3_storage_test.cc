@@ -421,5 +421,21 @@ TEST(S3StorageTest, DescribeNamesBucketAndPrefixNeverCredentials) {
   }
 }
 
+TEST(S3StorageTest, MaskStorageSecrets) {
+  nlohmann::ordered_json cfg = {
+      {"storage",
+       {{"type", "s3"},
+        {"s3",
+         {{"bucket", "b"},
+          {"credentials", {{"access-key-id", "AK1"}, {"secret-access-key", "SK1"}}},
+          {"serverSideEncryption", {{"sseCustomerKey", "KEY1"}}}}}}},
+      {"backup", {{"compression", "zstd"}}}};
+  std::string shown = MaskStorageSecrets(cfg).dump();
+  for (const char* secret : {"AK1", "SK1", "KEY1"}) EXPECT_THAT(shown, Not(HasSubstr(secret)));
+  EXPECT_THAT(shown, HasSubstr("\"bucket\":\"b\""));
+  EXPECT_THAT(shown, HasSubstr("zstd"));
+  EXPECT_EQ(cfg["storage"]["s3"]["credentials"]["secret-access-key"], "SK1");  // a copy
+}
+
 }  // namespace
 }  // namespace pbm::storage

@@ -121,4 +121,22 @@ std::unique_ptr<Storage> NewStorageFromConfig(const nlohmann::json& section) {
        type);
 }
 
+nlohmann::ordered_json MaskStorageSecrets(const nlohmann::ordered_json& config) {
+  nlohmann::ordered_json out = config;
+  if (!out.is_object() || !out.contains("storage") || !out["storage"].is_object()) return out;
+  auto& st = out["storage"];
+  if (!st.contains("s3") || !st["s3"].is_object()) return out;
+  auto& s3 = st["s3"];
+  if (s3.contains("credentials") && s3["credentials"].is_object()) {
+    for (auto& [k, v] : s3["credentials"].items()) {
+      if (v.is_string() && !v.get<std::string>().empty()) v = "***";
+    }
+  }
+  if (s3.contains("serverSideEncryption") && s3["serverSideEncryption"].is_object() &&
+      s3["serverSideEncryption"].contains("sseCustomerKey")) {
+    s3["serverSideEncryption"]["sseCustomerKey"] = "***";
+  }
+  return out;
+}
+
 }  // namespace pbm::storage

@@ -128,4 +128,9 @@ std::unique_ptr<Storage> NewStorageFromConfig(const nlohmann::json& storage_sect
 // The same for documents read from the cluster (ordered JSON keeps BSON field order).
 std::unique_ptr<Storage> NewStorageFromConfig(const nlohmann::ordered_json& storage_section);
 
+// A copy of a whole config document (with a "storage" section) for display, with the storage
+// secrets (s3.credentials.*, s3.serverSideEncryption.sseCustomerKey) replaced by "***", as
+// `pbm config` shows them in PBM.
+nlohmann::ordered_json MaskStorageSecrets(const nlohmann::ordered_json& config);
+
 }  // namespace pbm::storage

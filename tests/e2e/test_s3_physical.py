@@ -7,12 +7,12 @@ import pymongo
 
 import harness as h
 from s3server import S3Server
-from test_physical import PhysicalTest
+import test_physical  # (not `from ... import`: unittest would run PhysicalTest here too)
 
 MiB = 1024 * 1024
 
 
-class S3PhysicalTest(PhysicalTest):
+class S3PhysicalTest(test_physical.PhysicalTest):
     PREFIX = "s3-physical-"
     # PhysicalTest's own test reads the filesystem storage directly; not inherited here.
     test_backup_during_writes_then_restore = None
@@ -26,7 +26,12 @@ class S3PhysicalTest(PhysicalTest):
 
     def test_backup_and_restore_through_s3(self):
         self.up()
-        self.pbm("config", "--file", self.cfg, check=True)
+        secret = self.s3.storage_config()["s3"]["credentials"]["secret-access-key"]
+        for out in (self.pbm("config", "--file", self.cfg, check=True).stdout,
+                    self.pbm("config", check=True).stdout,
+                    self.pbm("config", "--out", "json", check=True).stdout):
+            self.assertIn(self.s3.bucket, out)
+            self.assertNotIn(secret, out)  # shown as ***, as PBM does
         c = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=20000)
         c.test.d.insert_many([{"_id": i, "pad": os.urandom(512)} for i in range(5000)])
         before = list(c.test.d.find().sort("_id", 1))
