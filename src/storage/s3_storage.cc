@@ -482,8 +482,9 @@ class S3Storage : public Storage {
   HttpResponse Do(std::string_view op, std::string_view name, const HttpRequest& req,
                   std::initializer_list<long> ok) const {
     std::string cause;
-    const int attempts = cfg_.num_max_retries + 1;
-    for (int attempt = 0; attempt < attempts; ++attempt) {
+    const int max_attempts = cfg_.num_max_retries + 1;
+    int attempts = 0;
+    for (int attempt = 0; attempt < max_attempts; ++attempt) {
       if (attempt > 0) {
         int64_t delay = cfg_.min_retry_delay_ms;
         for (int i = 1; i < attempt && delay < cfg_.max_retry_delay_ms; ++i) delay *= 2;
@@ -495,6 +496,7 @@ class S3Storage : public Storage {
         std::this_thread::sleep_for(std::chrono::milliseconds(delay));
       }
       HttpResponse resp;
+      ++attempts;
       CURLcode code = PerformOnce(req, &resp, &cause);
       if (code != CURLE_OK) {
         if (!IsRetryableCurlError(code)) break;

@@ -3,6 +3,7 @@
     with S3FaultProxy(upstream_port, rate=0.1, stall_seconds=3) as proxy:
         endpoint = proxy.endpoint       # point the storage config here
         proxy.requests                  # [(method, path), ...] every request seen
+        proxy.headers                   # [{lower-case name: value}, ...] of each request
 
 Each request is, with probability `rate`, answered by one of the enabled faults instead of being
 forwarded: "500" (an S3 InternalError), "reset" (the connection is reset without a response)
@@ -31,6 +32,7 @@ class S3FaultProxy:
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.requests = []
+        self.headers = []
         self.injected = {f: 0 for f in FAULTS}
         self.port = free_port()
         self.server = None
@@ -61,6 +63,7 @@ class S3FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy.lock:
                     proxy.requests.append((self.command, self.path))
+                    proxy.headers.append({k.lower(): v for k, v in self.headers.items()})
                 fault = proxy._pick_fault()
                 if fault == "500":
                     msg = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError'

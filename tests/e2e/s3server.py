@@ -29,15 +29,16 @@ def node_available():
 
 
 class S3Server:
-    def __init__(self, bucket="pbm-test"):
+    def __init__(self, bucket="pbm-test", tls=False):
         self.bucket = bucket
+        self.tls = tls  # https with a fresh self-signed certificate for 127.0.0.1
         self.port = None
         self.proc = None
         self.dir = None
 
     @property
     def endpoint(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://127.0.0.1:%d" % ("https" if self.tls else "http", self.port)
 
     def start(self):
         if not node_available():
@@ -45,10 +46,21 @@ class S3Server:
         self.dir = tempfile.mkdtemp(prefix="s3rver-")
         self.port = free_port()
         self.log = open(os.path.join(self.dir, "s3rver.log"), "wb")
+        tls_args = []
+        if self.tls:
+            key, cert = os.path.join(self.dir, "key.pem"), os.path.join(self.dir, "cert.pem")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "1", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", cert],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            tls_args = ["--key", key, "--cert", cert]
+        quiet = [] if os.environ.get("S3RVER_VERBOSE") else ["--silent"]  # verbose: keep the log
+        # --openssl-legacy-provider: s3rver encrypts continuation tokens with DES.
+        # --service-endpoint localhost: <bucket>.s3.localhost is virtual-hosted addressing.
         self.proc = subprocess.Popen(
-            ["node", "--openssl-legacy-provider", S3RVER, "--directory", os.path.join(self.dir, "data"), "--address",
-             "127.0.0.1", "--port", str(self.port)] + ([] if os.environ.get("S3RVER_VERBOSE") else ["--silent"]) + ["--service-endpoint", "localhost", "--configure-bucket",
-             self.bucket],
+            ["node", "--openssl-legacy-provider", S3RVER, "--directory",
+             os.path.join(self.dir, "data"), "--address", "127.0.0.1", "--port", str(self.port),
+             "--service-endpoint", "localhost", "--configure-bucket", self.bucket]
+            + quiet + tls_args,
             stdout=self.log, stderr=subprocess.STDOUT)
 
         def up():

@@ -4,6 +4,8 @@ we wrote and writes what we must read.
 
 Run: PSMDB_BIN=build/bin /usr/bin/python3 -m unittest -v test_s3   (after scripts/setup.sh)
 """
+import base64
+import hashlib
 import json
 import os
 import shutil
@@ -123,6 +125,41 @@ class S3StorageTest(unittest.TestCase):
         self.assertEqual(len(aborted), 1, methods)  # s3rver answers 405, but we asked
         self.assertFalse([p for m, path, p in methods if m == "PUT" and "small" in path])
 
+    def test_server_side_encryption_headers_are_sent(self):
+        kms = {"sseAlgorithm": "aws:kms", "kmsKeyID": "key-1"}
+        customer_key = bytes(range(32))
+        sse_c = {"sseCustomerAlgorithm": "AES256",
+                 "sseCustomerKey": base64.b64encode(customer_key).decode()}
+        for sse, must in [
+                (kms, {"x-amz-server-side-encryption": "aws:kms",
+                       "x-amz-server-side-encryption-aws-kms-key-id": "key-1"}),
+                (sse_c, {"x-amz-server-side-encryption-customer-algorithm": "AES256",
+                         "x-amz-server-side-encryption-customer-key": sse_c["sseCustomerKey"],
+                         "x-amz-server-side-encryption-customer-key-md5":
+                             base64.b64encode(hashlib.md5(customer_key).digest()).decode()})]:
+            with self.subTest(sse=sorted(sse)), S3FaultProxy(self.s3.port) as proxy:
+                tool = S3Tool(self.s3.storage_config(prefix="pbm/backups", endpoint=proxy.endpoint,
+                                                     uploadPartSize=PART,
+                                                     serverSideEncryption=sse), self.tmp)
+                tool.put("sse/small", b"s")
+                tool.put("sse/big", os.urandom(PART + 1))
+                self.assertEqual(tool.get("sse/small"), b"s")
+                reqs = list(zip(proxy.requests, proxy.headers))
+                # Object-creating requests carry the settings (SSE-C: every object data request).
+                creating = [(m, p) for (m, p), hd in reqs
+                            if (m == "PUT" and "partNumber" not in p) or (m == "POST" and "uploads" in p)]
+                self.assertEqual(len(creating), 2, reqs)
+                customer = "x-amz-server-side-encryption-customer-key" in must
+                for (m, p), hd in reqs:
+                    # SSE-C: also every part upload, HEAD and GET of object data.
+                    reads_or_writes_data = m in ("PUT", "HEAD") or (m == "GET" and "list-type" not in p)
+                    if (m, p) in creating or (customer and reads_or_writes_data):
+                        for k, v in must.items():
+                            self.assertEqual(hd.get(k), v, (m, p))
+                # The SSE-C key is a secret too: never in what s3tool prints.
+                p = tool.run("get", "sse/none", check=False)
+                self.assertNotIn(sse_c["sseCustomerKey"], p.stderr.decode())
+
     def test_virtual_hosted_addressing(self):
         # curl resolves *.localhost to loopback; s3rver maps <bucket>.s3.localhost to the bucket.
         vhost = S3Tool(self.s3.storage_config(
@@ -150,6 +187,23 @@ class S3StorageTest(unittest.TestCase):
                     self.assertIn("HTTP 403", out)
                     self.assertIn("check the credentials", out)
         self.assertEqual(bad.run("describe").stdout.decode().strip(), "s3://" + self.s3.bucket)
+
+
+class S3TlsTest(unittest.TestCase):
+    def test_insecure_skip_tls_verify(self):
+        with S3Server(tls=True) as s3, tempfile.TemporaryDirectory() as tmp:
+            # A self-signed certificate is refused at once (not retried)...
+            strict = S3Tool(s3.storage_config(), tmp)
+            p = strict.run("put", "x", input=b"data", check=False)
+            self.assertEqual(p.returncode, 1)
+            err = p.stderr.decode()
+            self.assertIn("S3 write of x on s3://%s failed after 1 attempt(s)" % s3.bucket, err)
+            self.assertIn("certificate", err)
+            # ...unless the config says to skip verification.
+            lax = S3Tool(s3.storage_config(insecureSkipTLSVerify=True), tmp)
+            blob = os.urandom(PART + 10)
+            lax.put("x", blob)
+            self.assertEqual(lax.get("x"), blob)
 
 
 if __name__ == "__main__":
