@@ -503,18 +503,29 @@ class S3Storage : public Storage {
         continue;
       }
       if (std::find(ok.begin(), ok.end(), resp.status) != ok.end()) {
-        // CompleteMultipartUpload and CopyObject may fail with 200 and an <Error> body.
+        // CompleteMultipartUpload may fail with 200 and an <Error> body; retried.
         if (resp.status != 200 || req.method != "POST" ||
-            s3::XmlElements(resp.body, "Error").empty() ||
-            !s3::XmlElements(resp.body, "DeleteResult").empty()) {
+            resp.body.find("<Error>") == std::string::npos) {
           return resp;
         }
       }
-      auto s3code = s3::XmlText(resp.body, "Code").value_or("");
-      auto s3msg = s3::XmlText(resp.body, "Message").value_or("");
+      std::string s3code, s3msg;
+      try {  // the body of an error may be anything (a proxy's HTML page, nothing for HEAD)
+        s3code = s3::XmlText(resp.body, "Code").value_or("");
+        s3msg = s3::XmlText(resp.body, "Message").value_or("");
+      } catch (const Error&) {
+      }
       cause = fmt::format("HTTP {}{}{}{}", resp.status, s3code.empty() ? "" : " ", s3code,
                           s3msg.empty() ? "" : ": " + s3msg);
-      if (resp.status >= 500 || resp.status == 429 || resp.status == 200) continue;
+      // RequestTimeout (400): S3 gave up waiting for our body; the next attempt may be faster.
+      if (resp.status >= 500 || resp.status == 429 || resp.status == 200 ||
+          s3code == "RequestTimeout") {
+        continue;
+      }
+      if (s3code == "NoSuchBucket") {
+        Fail(ErrorKind::kIo, "S3 {} of {} on {}: the bucket does not exist ({})", op, name,
+             describe_, cause);
+      }
       if (resp.status == 404) {
         Fail(ErrorKind::kNotFound, "S3 {} of {} on {}: no such object ({})", op, name, describe_,
              cause);

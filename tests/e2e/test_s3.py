@@ -99,6 +99,14 @@ class S3StorageTest(unittest.TestCase):
         self.assertEqual(self.tool.list(""), [("keep/y", 1), ("manyz/x", 1)])
         self.assertEqual(self.tool.get("manyz/x"), b"x")
 
+    def test_missing_bucket(self):
+        tool = S3Tool(dict(self.s3.storage_config(), s3=dict(self.s3.storage_config()["s3"],
+                                                               bucket="no-such-bucket")), self.tmp)
+        p = tool.run("list", "", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("S3 list of all objects on s3://no-such-bucket: the bucket does not exist",
+                      p.stderr.decode())
+
     def test_prefix_keeps_objects_apart(self):
         other = S3Tool(self.s3.storage_config(prefix="other"), self.tmp)
         other.put("a", b"other")
