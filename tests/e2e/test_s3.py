@@ -99,6 +99,16 @@ class S3StorageTest(unittest.TestCase):
         self.assertEqual(self.tool.list(""), [("keep/y", 1), ("manyz/x", 1)])
         self.assertEqual(self.tool.get("manyz/x"), b"x")
 
+    def test_max_upload_parts(self):
+        tool = S3Tool(self.s3.storage_config(prefix="pbm/backups", uploadPartSize=PART,
+                                             maxUploadParts=2), self.tmp)
+        tool.put("mp/two", os.urandom(2 * PART))
+        p = tool.run("put", "mp/three", input=os.urandom(2 * PART + 1), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("needs more than maxUploadParts (2) parts of 5242880 bytes; raise "
+                      "s3.uploadPartSize", p.stderr.decode())
+        self.assertEqual(self.tool.list("mp/"), [("mp/two", 2 * PART)])
+
     def test_missing_bucket(self):
         tool = S3Tool(dict(self.s3.storage_config(), s3=dict(self.s3.storage_config()["s3"],
                                                                bucket="no-such-bucket")), self.tmp)
