@@ -28,6 +28,24 @@ if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
   fi
 fi
 
+# The S3 tests' npm packages (s3rver, the AWS SDK, aws4) from tests/s3/package-lock.json.
+# Node comes from Debian (nodejs, npm) unless a node with npm is already on PATH. Skipped when
+# node_modules already matches the lock file.
+if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "setup: installing nodejs npm"
+    SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+  fi
+  lock_sum=$(sha256sum tests/s3/package-lock.json | cut -d' ' -f1)
+  if [[ "$(cat tests/s3/node_modules/.pbm-lock-sha256 2>/dev/null)" != "$lock_sum" ]]; then
+    echo "setup: npm ci in tests/s3"
+    (cd tests/s3 && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > tests/s3/node_modules/.pbm-lock-sha256
+  fi
+fi
+
 [[ "${SKIP_BUILD:-0}" == 1 ]] && exit 0
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
 cmake --build build -j"$(nproc)"

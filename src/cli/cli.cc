@@ -112,6 +112,7 @@ void ConfigSet(const control::Control& ctl, const std::string& file, const Outpu
 void ConfigShow(const control::Control& ctl, const Output& o) {
   auto cfg = ctl.GetConfig();
   if (!cfg) Fail(ErrorKind::kNotFound, "no config yet: run pbm config --file <pbm.yaml>");
+  cfg = storage::MaskStorageSecrets(*cfg);  // never print S3 credentials
   if (o.json) {
     *o.out << cfg->dump(2) << "\n";
     return;

@@ -415,9 +415,9 @@ TEST(StorageConfigTest, ClearErrors) {
   using nlohmann::json;
   EXPECT_THAT(ErrorOf(ErrorKind::kInvalidArgument,
                       [] {
-                        NewStorageFromConfig(json{{"type", "s3"}, {"s3", {{"bucket", "b"}}}});
+                        NewStorageFromConfig(json{{"type", "azure"}, {"azure", {{"container", "b"}}}});
                       }),
-              HasSubstr("storage type s3 is not supported yet"));
+              HasSubstr("storage type azure is not supported yet"));
   EXPECT_THAT(ErrorOf(ErrorKind::kInvalidArgument,
                       [] {
                         NewStorageFromConfig(json{{"type", "ftp"}});

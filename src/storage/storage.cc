@@ -1,8 +1,10 @@
 #include "storage/storage.h"
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "storage/s3_storage.h"
 
 namespace pbm::storage {
 
@@ -97,14 +99,44 @@ std::unique_ptr<Storage> NewStorageFromConfig(const nlohmann::json& section) {
     }
     return NewFilesystemStorage(path->get<std::string>());
   }
+  if (type == "s3") {
+    auto s3 = section.find("s3");
+    if (s3 == section.end() || !s3->is_object()) {
+      Fail(ErrorKind::kInvalidArgument,
+           "storage config: type s3 needs an \"s3\" section with at least \"bucket\"");
+    }
+    return NewS3Storage(ParseS3Config(*s3, [](const char* name) -> std::optional<std::string> {
+      const char* v = std::getenv(name);
+      if (v == nullptr) return std::nullopt;
+      return std::string(v);
+    }));
+  }
   // The other storage types PBM knows.
-  if (type == "s3" || type == "minio" || type == "azure" || type == "gcs" || type == "oss") {
+  if (type == "minio" || type == "azure" || type == "gcs" || type == "oss") {
     Fail(ErrorKind::kInvalidArgument, "storage type {} is not supported yet", type);
   }
   Fail(ErrorKind::kInvalidArgument,
        "storage config: unknown storage type \"{}\" (expected "
        "filesystem or s3)",
        type);
+}
+
+nlohmann::ordered_json MaskStorageSecrets(const nlohmann::ordered_json& config) {
+  nlohmann::ordered_json out = config;
+  if (!out.is_object() || !out.contains("storage") || !out["storage"].is_object()) return out;
+  auto& st = out["storage"];
+  if (!st.contains("s3") || !st["s3"].is_object()) return out;
+  auto& s3 = st["s3"];
+  if (s3.contains("credentials") && s3["credentials"].is_object()) {
+    for (auto& [k, v] : s3["credentials"].items()) {
+      if (v.is_string() && !v.get<std::string>().empty()) v = "***";
+    }
+  }
+  if (s3.contains("serverSideEncryption") && s3["serverSideEncryption"].is_object() &&
+      s3["serverSideEncryption"].contains("sseCustomerKey")) {
+    s3["serverSideEncryption"]["sseCustomerKey"] = "***";
+  }
+  return out;
 }
 
 }  // namespace pbm::storage

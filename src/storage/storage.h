@@ -2,7 +2,7 @@
 // relative to a root ("2026-01-02T03:04:05Z/rs0/collection-7.wt.zst"). Modelled on pgBackRest's
 // storage interface (a small required set every driver implements) and PBM's storage layout.
 //
-// Drivers: filesystem (NewFilesystemStorage); s3 comes later. FaultyStorage (faulty_storage.h)
+// Drivers: filesystem (NewFilesystemStorage), s3 (s3_storage.h). FaultyStorage (faulty_storage.h)
 // wraps any driver to inject failures in tests.
 //
 // Errors: every operation throws pbm::Error; the message names the operation, the storage, the
@@ -121,10 +121,16 @@ std::unique_ptr<Storage> NewFilesystemStorage(const std::string& root);
 // A storage from the config's `storage:` section, in PBM's layout:
 //   {"type": "filesystem", "filesystem": {"path": "/backups"}}
 // The config is YAML on the CLI and BSON in the cluster; both convert to JSON, so this takes
-// JSON. Throws kInvalidArgument for a missing or unknown type or a missing path, and
-// "storage type s3 is not supported yet" for the PBM types we do not implement yet.
+// JSON. {"type": "s3", "s3": {...}} is described in s3_storage.h. Throws kInvalidArgument for a
+// missing or unknown type or a missing path, and "storage type azure is not supported yet" for
+// the PBM types we do not implement yet.
 std::unique_ptr<Storage> NewStorageFromConfig(const nlohmann::json& storage_section);
 // The same for documents read from the cluster (ordered JSON keeps BSON field order).
 std::unique_ptr<Storage> NewStorageFromConfig(const nlohmann::ordered_json& storage_section);
+
+// A copy of a whole config document (with a "storage" section) for display, with the storage
+// secrets (s3.credentials.*, s3.serverSideEncryption.sseCustomerKey) replaced by "***", as
+// `pbm config` shows them in PBM.
+nlohmann::ordered_json MaskStorageSecrets(const nlohmann::ordered_json& config);
 
 }  // namespace pbm::storage

@@ -1,0 +1,61 @@
+"""Physical backup and restore with S3 storage (s3rver on loopback): the same cluster, pbm and
+agents as test_physical, with the `storage:` section pointing at the bucket."""
+import json
+import os
+
+import pymongo
+
+import harness as h
+from s3server import S3Server
+import test_physical  # (not `from ... import`: unittest would run PhysicalTest here too)
+
+MiB = 1024 * 1024
+
+
+class S3PhysicalTest(test_physical.PhysicalTest):
+    PREFIX = "s3-physical-"
+    # PhysicalTest's own test reads the filesystem storage directly; not inherited here.
+    test_backup_during_writes_then_restore = None
+
+    def setUp(self):
+        super().setUp()
+        self.s3 = S3Server().start()
+        self.addCleanup(self.s3.stop)
+        with open(self.cfg, "w") as f:  # JSON is YAML
+            json.dump({"storage": self.s3.storage_config(prefix="pbm", uploadPartSize=5 * MiB)}, f)
+
+    def test_backup_and_restore_through_s3(self):
+        self.up()
+        secret = self.s3.storage_config()["s3"]["credentials"]["secret-access-key"]
+        for out in (self.pbm("config", "--file", self.cfg, check=True).stdout,
+                    self.pbm("config", check=True).stdout,
+                    self.pbm("config", "--out", "json", check=True).stdout):
+            self.assertIn(self.s3.bucket, out)
+            self.assertNotIn(secret, out)  # shown as ***, as PBM does
+        c = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=20000)
+        c.test.d.insert_many([{"_id": i, "pad": os.urandom(512)} for i in range(5000)])
+        before = list(c.test.d.find().sort("_id", 1))
+        self.pbm("backup", "--type=physical", "--compression=zstd", "--wait", check=True)
+        lst = json.loads(self.pbm("list", "--out", "json", check=True).stdout)["snapshots"]
+        self.assertEqual([s["status"] for s in lst], ["done"])
+        name = lst[0]["name"]
+        # The backup is in the bucket under the prefix, as another S3 client sees it.
+        keys = [o["key"] for o in json.loads(self.s3.sdk("list", "pbm/"))]
+        self.assertIn("pbm/%s.pbm.json" % name, keys)
+        self.assertTrue(any(k.startswith("pbm/%s/rs0/" % name) for k in keys), keys)
+        c.test.d.delete_many({"_id": {"$lt": 100}})
+        c.test.extra.insert_one({"x": 1})
+        r = self.pbm("restore", name, "--wait", timeout=900)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr + self.cluster.log()[-3000:])
+        self.cluster.wait_healthy(120)
+        for m in self.cluster.info()["members"]:
+            mc = pymongo.MongoClient(m["host"], directConnection=True,
+                                     readPreference="secondaryPreferred",
+                                     serverSelectionTimeoutMS=20000)
+            self.assertEqual(list(mc.test.d.find().sort("_id", 1)), before, m["host"])
+            self.assertNotIn("extra", mc.test.list_collection_names())
+
+
+if __name__ == "__main__":
+    import unittest
+    unittest.main()
