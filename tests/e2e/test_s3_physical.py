@@ -7,15 +7,13 @@ import pymongo
 
 import harness as h
 from s3server import S3Server
-import test_physical  # (not `from ... import`: unittest would run PhysicalTest here too)
+import test_physical
 
 MiB = 1024 * 1024
 
 
-class S3PhysicalTest(test_physical.PhysicalTest):
+class S3PhysicalTest(test_physical.ClusterTestBase):
     PREFIX = "s3-physical-"
-    # PhysicalTest's own test reads the filesystem storage directly; not inherited here.
-    test_backup_during_writes_then_restore = None
 
     def setUp(self):
         super().setUp()
