@@ -292,6 +292,7 @@ class Agent {
     bool was_primary = n.state == "PRIMARY";
     spdlog::info("restore {} of backup {} on {}", name, backup_name, me.host);
 
+    std::atomic<int64_t> dl_done{0}, dl_total{0};  // the download's progress
     // 1. Pre-flight, before anything is touched.
     std::unique_ptr<restore::NodeRestore> nr;
     try {
@@ -329,6 +330,11 @@ class Agent {
       p.node_options = node_opts;
       p.node_version = version;
       p.node_name = me.host;
+      p.progress = [&](const restore::Progress& pr) {
+        if (pr.step != "Download" || pr.bytes_total <= 0) return;
+        dl_done = pr.bytes_done;
+        dl_total = pr.bytes_total;
+      };
       p.parallelism = o_.parallel;
       if (!meta.encryption.empty()) {
         auto enc = control::ParseClientEncryption(*cfg);
@@ -354,12 +360,13 @@ class Agent {
       return;
     }
 
-    // The member's heartbeat while it downloads and while its mongod is down.
+    // The member's heartbeat while it downloads and while its mongod is down, with the
+    // download's progress.
     std::atomic<bool> hb_stop{false};
     std::thread hb([&] {
       while (!hb_stop) {
         try {
-          control::WriteNodeHeartbeat(*st, name, me);
+          control::WriteNodeHeartbeat(*st, name, me, dl_done.load(), dl_total.load());
         } catch (const std::exception&) {
         }
         for (int i = 0; i < 40 && !hb_stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -231,6 +231,9 @@ Json RestoreJson(const control::RestoreStatus& s) {
   for (const auto& n : s.nodes) {
     Json j = {{"rs", n.replset}, {"host", n.host}, {"status", n.phase.empty() ? "starting" : n.phase}};
     if (!n.error.empty()) j["error"] = n.error;
+    if (n.bytes_total > 0) {
+      j["download"] = {{"bytes_done", n.bytes_done}, {"bytes_total", n.bytes_total}};
+    }
     nodes.push_back(j);
   }
   Json j = {{"name", s.meta.name}, {"backup", s.meta.backup}, {"type", "physical"},
@@ -251,6 +254,9 @@ void PrintRestore(const control::RestoreStatus& s, const Output& o) {
   for (const auto& n : s.nodes) {
     *o.out << "  - " << n.replset << "/" << n.host << ": " << (n.phase.empty() ? "starting" : n.phase);
     if (!n.error.empty()) *o.out << " (" << n.error << ")";
+    if (n.bytes_total > 0 && control::PhaseRank(n.phase) < control::PhaseRank("staged")) {
+      *o.out << ", downloaded " << HumanBytes(n.bytes_done) << " of " << HumanBytes(n.bytes_total);
+    }
     *o.out << "\n";
   }
 }
@@ -322,6 +328,8 @@ std::string Restore(const control::Control& ctl, const mongo::Client& cluster, c
   }
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_timeout_secs);
   int polls = 0;
+  bool tty = !o.json && o.out == &std::cout && isatty(STDOUT_FILENO);
+  size_t last_len = 0;
   while (true) {
     auto s = control::ReadRestoreStatus(*st, m.name);
     if (s.status == "done") {
@@ -351,7 +359,23 @@ std::string Restore(const control::Control& ctl, const mongo::Client& cluster, c
       Fail(ErrorKind::kTimeout, "restore {} still {} after {} s", m.name, s.status, a.wait_timeout_secs);
     }
     // Polls 4 times a second (the wait ends soon after the operation does), a dot a second.
-    if (!o.json && ++polls % 4 == 0) *o.out << "." << std::flush;
+    ++polls;
+    if (tty && polls % 2 == 0) {
+      int64_t done = 0, total = 0;
+      std::string phases;
+      for (const auto& n : s.nodes) {
+        done += n.bytes_done;
+        total += n.bytes_total;
+        phases += (phases.empty() ? "" : ", ") + (n.phase.empty() ? std::string("starting") : n.phase);
+      }
+      std::string line = "\r" + s.status + " [" + phases + "]";
+      if (total > 0) line += ": downloaded " + HumanBytes(done) + " of " + HumanBytes(total);
+      *o.out << line << std::string(line.size() < last_len ? last_len - line.size() : 0, ' ')
+             << std::flush;
+      last_len = line.size();
+    } else if (!o.json && !tty && polls % 4 == 0) {
+      *o.out << "." << std::flush;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
 }

@@ -55,11 +55,29 @@ void WriteNodePhase(storage::Storage& st, const std::string& restore, const Rest
   Json j = {{"ts", NowUnix()}};
   if (!error.empty()) j["error"] = error;
   st.WriteAll(NodePrefix(restore, me) + phase, j.dump());
-  WriteNodeHeartbeat(st, restore, me);
+  // The heartbeat keeps the download progress it carries.
+  int64_t done = 0, total = 0;
+  try {
+    std::string hb = NodePrefix(restore, me) + "hb";
+    if (st.Stat(hb)) {
+      Json old = Json::parse(st.ReadAll(hb));
+      done = old.value("bytes_done", int64_t{0});
+      total = old.value("bytes_total", int64_t{0});
+    }
+  } catch (const std::exception&) {
+    // An unreadable heartbeat is rewritten below.
+  }
+  WriteNodeHeartbeat(st, restore, me, done, total);
 }
 
-void WriteNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me) {
-  st.WriteAll(NodePrefix(restore, me) + "hb", Json{{"ts", NowUnix()}}.dump());
+void WriteNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me,
+                        int64_t bytes_done, int64_t bytes_total) {
+  Json j = {{"ts", NowUnix()}};
+  if (bytes_total > 0) {
+    j["bytes_done"] = bytes_done;
+    j["bytes_total"] = bytes_total;
+  }
+  st.WriteAll(NodePrefix(restore, me) + "hb", j.dump());
 }
 
 RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& restore) {
@@ -85,6 +103,8 @@ RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& r
       }
       if (suffix == "hb") {
         n.heartbeat = j.value("ts", int64_t{0});
+        n.bytes_done = j.value("bytes_done", int64_t{0});
+        n.bytes_total = j.value("bytes_total", int64_t{0});
       } else if (PhaseRank(suffix) > PhaseRank(n.phase)) {
         n.phase = suffix;
         n.phase_ts = j.value("ts", int64_t{0});

@@ -38,6 +38,9 @@ struct NodeRestoreStatus {
   std::string error;
   int64_t heartbeat = 0;
   int64_t phase_ts = 0;
+  // Download progress (bytes of the backup's files written into the staging directory).
+  int64_t bytes_done = 0;
+  int64_t bytes_total = 0;
 };
 
 struct RestoreStatus {
@@ -55,7 +58,9 @@ RestorePlanMeta ReadRestorePlan(const storage::Storage& st, const std::string& r
 // Records a member's phase (and error) and its heartbeat.
 void WriteNodePhase(storage::Storage& st, const std::string& restore, const RestoreMember& me,
                     const std::string& phase, const std::string& error = "");
-void WriteNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me);
+// The heartbeat carries the member's download progress when known (bytes_total > 0).
+void WriteNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me,
+                        int64_t bytes_done = 0, int64_t bytes_total = 0);
 
 // The whole restore as the files say. A member whose agent has not heartbeaten for
 // kLockStaleSecs counts as failed.

@@ -139,6 +139,10 @@ class PhysicalTest(ClusterTestBase):
                                 "--out", "json", check=True).stdout)
         self.assertEqual(d["status"], "done")
         self.assertEqual(sorted(n["host"] for n in d["nodes"]), sorted(self.member_hosts()))
+        # Each member's heartbeat carried its download's progress: all of the backup's files.
+        total = desc["replsets"][0]["size_uncompressed"]
+        for n in d["nodes"]:
+            self.assertEqual(n["download"], {"bytes_done": total, "bytes_total": total}, n)
         # Every member downloaded the whole backup (phase "staged") before any mongod stopped
         # (phase "down"): the downtime excludes the download.
         rdir = os.path.join(self.store, ".pbm.restore", self.restore_name(r.stdout))
