@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "backup/format.h"
+#include "backup/logical.h"
 #include "backup/physical.h"
 #include "codec/codec.h"
 #include "control/connect.h"
@@ -20,6 +21,7 @@
 #include "control/priority.h"
 #include "control/restore_status.h"
 #include "mongo/client.h"
+#include "restore/logical_restore.h"
 #include "restore/node_restore.h"
 #include "restore/preflight.h"
 #include "storage/storage.h"
@@ -271,7 +273,98 @@ class Agent {
     return false;
   }
 
+  // A logical restore: the agent beside the primary runs it against the running cluster.
+  void RunLogicalRestore(const control::Command& cmd) {
+    std::string name = cmd.args.value("name", std::string());
+    std::string backup_name = cmd.args.value("backup", std::string());
+    NodeInfo n;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      n = info_;
+    }
+    if (n.state != "PRIMARY") return;
+    mongo::Client cluster_client(control::ClusterUri(*node_, o_.mongodb_uri), 10000);
+    Control ctl(cluster_client);
+    if (!ctl.AcquireLock({n.replset, n.me, "restore", cmd.opid, 0})) return;
+    auto rec = ctl.GetRestore(name).value_or(Json{{"name", name}, {"backup", backup_name}});
+    auto put = [&](const std::string& status, const std::string& err) {
+      rec["status"] = status;
+      rec["type"] = "logical";
+      rec["node"] = n.me;
+      if (!err.empty()) rec["error"] = err;
+      if (status == "done" || status == "error") rec["finish_ts"] = NowUnix();
+      ctl.PutRestore(rec);
+    };
+    std::atomic<bool> done{false};
+    std::mutex rec_mu;
+    std::thread hb([&] {
+      while (!done) {
+        for (int i = 0; i < control::kLockHeartbeatSecs * 20 && !done; ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        try {
+          ctl.HeartbeatLock(n.replset, cmd.opid);
+          std::lock_guard<std::mutex> l(rec_mu);
+          if (!done) ctl.PutRestore(rec);
+        } catch (const Error&) {
+        }
+      }
+    });
+    try {
+      {
+        std::lock_guard<std::mutex> l(rec_mu);
+        put("running", "");
+      }
+      ctl.Log("I", n.replset, n.me, "restore", cmd.opid,
+              "logical restore " + name + " of backup " + backup_name + " started");
+      spdlog::info("logical restore {} of backup {} on {}", name, backup_name, n.me);
+      auto cfg = ctl.GetConfig();
+      if (!cfg || !cfg->contains("storage")) {
+        Fail(ErrorKind::kInvalidArgument, "no storage configured; run pbm config --file");
+      }
+      auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
+      restore::LogicalRestoreRequest req;
+      req.storage = st.get();
+      req.backup_name = backup_name;
+      req.replset = n.replset;
+      req.parallel = o_.parallel;
+      if (auto enc = control::ParseClientEncryption(*cfg); enc.enabled()) {
+        req.encryption_key = control::LoadClientKey(enc);
+      }
+      req.progress = [&](const std::string& step, int64_t d, int64_t t) {
+        std::lock_guard<std::mutex> l(rec_mu);
+        rec["progress"] = {{"step", step}, {"bytes_done", d}, {"bytes_total", t}};
+      };
+      auto r = restore::RunLogicalRestore(cluster_client, req);
+      std::lock_guard<std::mutex> l(rec_mu);
+      rec["collections"] = r.collections;
+      rec["documents"] = r.documents;
+      rec["oplog_entries"] = r.oplog_entries;
+      put("done", "");
+      ctl.Log("I", n.replset, n.me, "restore", cmd.opid, "logical restore " + name + " done");
+      spdlog::info("logical restore {} done: {} collections, {} documents, {} oplog entries",
+                   name, r.collections, r.documents, r.oplog_entries);
+    } catch (const std::exception& e) {
+      std::lock_guard<std::mutex> l(rec_mu);
+      try {
+        put("error", e.what());
+        ctl.Log("E", n.replset, n.me, "restore", cmd.opid, "logical restore " + name +
+                " failed: " + e.what());
+      } catch (const std::exception& e2) {
+        spdlog::error("restore {}: recording the failure: {}", name, e2.what());
+      }
+      spdlog::error("logical restore {} failed: {}", name, e.what());
+    }
+    done = true;
+    hb.join();
+    try {
+      ctl.ReleaseLock(n.replset, cmd.opid);
+    } catch (const Error&) {
+    }
+  }
+
   void RunRestore(const control::Command& cmd) {
+    if (cmd.args.value("type", std::string()) == "logical") return RunLogicalRestore(cmd);
     std::string name = cmd.args.value("name", std::string());
     std::string backup_name = cmd.args.value("backup", std::string());
     NodeInfo n;
@@ -508,7 +601,8 @@ class Agent {
 
   void RunBackup(const control::Command& cmd) {
     std::string name = cmd.args.value("name", std::string());
-    if (cmd.args.value("type", std::string()) != "physical") return;
+    std::string type = cmd.args.value("type", std::string());
+    if (type != "physical" && type != "logical") return;
     NodeInfo n;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -630,7 +724,21 @@ class Agent {
       };
       hooks.cancelled = [&] { return stop_.load() || lost_lock.load(); };
       hooks.on_backup_cursor_busy = [&] { return CloseLeftoverBackupCursors(ctl, name, n); };
-      backup::ReplsetMeta rs = backup::RunPhysicalBackup(*node_, cluster_client, *st, req, hooks);
+      backup::ReplsetMeta rs;
+      if (type == "logical") {
+        backup::LogicalBackupRequest lr;
+        lr.name = name;
+        lr.replset = n.replset;
+        lr.node = n.me;
+        lr.codec = req.codec;
+        lr.level = req.level;
+        lr.parallel = o_.parallel;
+        lr.encryption_key = req.encryption_key;
+        rs = backup::RunLogicalBackup(*node_, cluster_client, *st, lr, hooks.on_progress,
+                                      hooks.cancelled);
+      } else {
+        rs = backup::RunPhysicalBackup(*node_, cluster_client, *st, req, hooks);
+      }
       std::lock_guard<std::mutex> l(meta_mu);
       meta.replsets = {rs};
       meta.last_write_ts = rs.last_write_ts;

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <thread>
 
+#include "backup/object_io.h"
 #include "codec/checksum.h"
 #include "codec/encrypt.h"
 #include "codec/stream.h"
@@ -40,22 +41,6 @@ ClusterTime FromTs(const Json& j) {
   auto ts = mongo::Timestamp::FromJson(j);
   return {ts.t, ts.i};
 }
-
-// Writes compressed bytes into a storage object; Close() publishes it.
-class StorageSink : public codec::Sink {
- public:
-  explicit StorageSink(std::unique_ptr<storage::Writer> w) : w_(std::move(w)) {}
-  void Write(const void* data, size_t n) override {
-    w_->Write(data, n);
-    bytes_ += static_cast<int64_t>(n);
-  }
-  void Close() override { w_->Commit(); }
-  int64_t bytes() const { return bytes_; }
-
- private:
-  std::unique_ptr<storage::Writer> w_;
-  int64_t bytes_ = 0;
-};
 
 struct FileToCopy {
   std::string path;  // absolute
@@ -99,7 +84,7 @@ class CopyPipe {
 
   // Consumer loop: writes every full buffer to `out` until Finish (or a failure, kept for the
   // producer to rethrow).
-  void Drain(codec::Sink& out) {
+  void Drain(ObjectWriter& out) {
     while (true) {
       std::pair<std::vector<char>, size_t> item;
       {
@@ -147,13 +132,10 @@ FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const
   int fd = open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) FailErrno("backup: open " + f.path, errno);
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  StorageSink sink(st.Create(e.object));
-  std::unique_ptr<codec::Sink> enc;
-  if (req.encryption_key) enc = codec::NewEncryptor(*req.encryption_key, &sink);
-  auto comp = codec::NewCompressor(req.codec, req.level, enc ? enc.get() : &sink);
+  ObjectWriter out(st, e.object, req.codec, req.level, req.encryption_key);
   codec::Sha256 sha;
   CopyPipe pipe;
-  std::thread writer([&] { pipe.Drain(*comp); });
+  std::thread writer([&] { pipe.Drain(out); });
   int64_t left = f.size;
   try {
     while (left > 0) {
@@ -182,7 +164,7 @@ FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const
     pipe.Finish();
     writer.join();
     pipe.RethrowError();
-    comp->Close();
+    out.Close();
   } catch (...) {
     pipe.Finish();
     if (writer.joinable()) writer.join();
@@ -191,7 +173,7 @@ FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const
   }
   close(fd);
   e.sha256 = sha.HexDigest();
-  e.stored_size = sink.bytes();
+  e.stored_size = out.stored_bytes();
   return e;
 }
 

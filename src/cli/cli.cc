@@ -123,11 +123,7 @@ void ConfigShow(const control::Control& ctl, const Output& o) {
 }
 
 std::string Backup(const control::Control& ctl, const BackupArgs& a, const Output& o) {
-  if (a.type == "logical") {
-    Fail(ErrorKind::kInvalidArgument,
-         "logical backups are not supported yet; use --type=physical");
-  }
-  if (a.type != "physical") {
+  if (a.type != "physical" && a.type != "logical") {
     Fail(ErrorKind::kInvalidArgument, "unknown backup type '{}' (physical or logical)", a.type);
   }
   codec::Codec c = codec::ParseCodec(a.compression);
@@ -263,6 +259,77 @@ void PrintRestore(const control::RestoreStatus& s, const Output& o) {
 
 }  // namespace
 
+// A logical restore runs on the running cluster: its primary's agent does it and records the
+// status in pbmRestores.
+std::string RestoreLogical(const control::Control& ctl, const RestoreArgs& a, const Output& o) {
+  std::string name = backup::BackupNameFor(NowUnix());
+  while (ctl.GetRestore(name)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    name = backup::BackupNameFor(NowUnix());
+  }
+  std::string opid = control::NewOpId();
+  ctl.PutRestore({{"name", name}, {"backup", a.backup}, {"opid", opid}, {"type", "logical"},
+                  {"status", "starting"}, {"start_ts", NowUnix()}});
+  ctl.SendCommand("restore", {{"name", name}, {"backup", a.backup}, {"type", "logical"}});
+  if (!o.json) *o.out << "Starting restore " << name << " from '" << a.backup << "'" << std::flush;
+  if (!a.wait) {
+    if (o.json) {
+      *o.out << Json{{"name", name}, {"backup", a.backup}}.dump() << "\n";
+    } else {
+      *o.out << ".\nRestore of the snapshot from '" << a.backup << "' has started.\n"
+             << "Check its status with: pbm describe-restore " << name << "\n";
+    }
+    return name;
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(a.wait_timeout_secs);
+  bool tty = !o.json && o.out == &std::cout && isatty(STDOUT_FILENO);
+  int polls = 0;
+  size_t last_len = 0;
+  while (true) {
+    auto r = ctl.GetRestore(name);
+    std::string status = r ? r->value("status", std::string()) : "";
+    if (status == "done") {
+      if (o.json) {
+        *o.out << r->dump(2) << "\n";
+      } else {
+        *o.out << "\nRestore " << name << " done: the cluster holds the data of '" << a.backup
+               << "' (as of its consistent point)\n";
+      }
+      return name;
+    }
+    if (status == "error") {
+      if (!o.json) *o.out << "\n";
+      Fail(ErrorKind::kIo, "restore {} failed: {}", name, r->value("error", std::string()));
+    }
+    int64_t t = NowUnix();
+    if (r && status == "starting" && t - r->value("start_ts", t) > control::kLockStaleSecs) {
+      if (!o.json) *o.out << "\n";
+      Fail(ErrorKind::kUnavailable,
+           "restore {} was not taken by the primary's agent within {} s: is a pbm-agent running "
+           "beside the primary? (pbm status)", name, control::kLockStaleSecs);
+    }
+    if (a.wait_timeout_secs > 0 && std::chrono::steady_clock::now() > deadline) {
+      Fail(ErrorKind::kTimeout, "restore {} still {} after {} s", name, status, a.wait_timeout_secs);
+    }
+    ++polls;
+    if (tty && r && polls % 2 == 0) {
+      std::string line = "\r" + status;
+      if (r->contains("progress")) {
+        const Json& p = (*r)["progress"];
+        line += " (" + p.value("step", std::string()) + "): " +
+                HumanBytes(p.value("bytes_done", int64_t{0})) + " of " +
+                HumanBytes(p.value("bytes_total", int64_t{0}));
+      }
+      *o.out << line << std::string(line.size() < last_len ? last_len - line.size() : 0, ' ')
+             << std::flush;
+      last_len = line.size();
+    } else if (!o.json && !tty && polls % 4 == 0) {
+      *o.out << "." << std::flush;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
 std::string Restore(const control::Control& ctl, const mongo::Client& cluster, const RestoreArgs& a,
                     const Output& o) {
   if (!backup::IsValidBackupName(a.backup)) {
@@ -274,8 +341,8 @@ std::string Restore(const control::Control& ctl, const mongo::Client& cluster, c
     Fail(ErrorKind::kInvalidArgument, "backup {} is {}, not done; only a complete backup can be restored",
          a.backup, b->status);
   }
-  if (b->type != "physical") {
-    Fail(ErrorKind::kInvalidArgument, "backup {} is {}; only physical restores are supported yet", a.backup, b->type);
+  if (b->type != "physical" && b->type != "logical") {
+    Fail(ErrorKind::kInvalidArgument, "backup {} has an unknown type '{}'", a.backup, b->type);
   }
   auto cfg = ctl.GetConfig();
   if (!cfg) Fail(ErrorKind::kInvalidArgument, "storage is not configured: run pbm config --file <pbm.yaml> first");
@@ -291,6 +358,7 @@ std::string Restore(const control::Control& ctl, const mongo::Client& cluster, c
            l.type, l.opid, l.node, l.replset);
     }
   }
+  if (b->type == "logical") return RestoreLogical(ctl, a, o);
   int64_t healthy = 0;
   for (const auto& ag : ctl.Agents()) healthy += ag.healthy(now);
   Json rs_config = cluster.RunCommand("admin", {{"replSetGetConfig", 1}})["config"];
@@ -392,6 +460,24 @@ void DescribeRestore(const control::Control* ctl, const std::string& config_file
     st = storage::NewStorageFromConfig((*cfg)["storage"]);
   }
   if (!st->Stat(control::RestorePrefix(name) + "meta.json")) {
+    // A logical restore keeps its status in the cluster, which stays up.
+    std::optional<Json> r;
+    try {
+      if (ctl) r = ctl->GetRestore(name);
+    } catch (const Error&) {
+    }
+    if (r && r->value("type", std::string()) == "logical") {
+      if (o.json) {
+        *o.out << r->dump(2) << "\n";
+      } else {
+        *o.out << "name: " << name << "\nbackup: " << r->value("backup", std::string())
+               << "\ntype: logical\nstatus: " << r->value("status", std::string()) << "\n";
+        if (!r->value("error", std::string()).empty()) {
+          *o.out << "error: " << r->value("error", std::string()) << "\n";
+        }
+      }
+      return;
+    }
     Fail(ErrorKind::kNotFound, "restore {} not found on {}", name, st->Describe());
   }
   PrintRestore(control::ReadRestoreStatus(*st, name), o);

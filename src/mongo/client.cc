@@ -284,4 +284,88 @@ Json BsonBytesToJson(const uint8_t* data, size_t len) {
   return FromBson(&b);
 }
 
+namespace {
+// Throws for a failed driver call, as RunCommand does.
+[[noreturn]] void ThrowDriverError(const bson_error_t& err, const std::string& where) {
+  if (err.domain == MONGOC_ERROR_SERVER || err.domain == MONGOC_ERROR_WRITE_CONCERN ||
+      err.domain == MONGOC_ERROR_COMMAND) {
+    throw CommandError(static_cast<int>(err.code), "", err.message);
+  }
+  Fail(ErrorKind::kUnavailable, "cannot reach MongoDB at {}: {}", where, err.message);
+}
+}  // namespace
+
+void Client::FindRaw(const std::string& db, const std::string& coll, const Json& filter,
+                     const Json& options,
+                     const std::function<void(const uint8_t*, size_t)>& fn) const {
+  BsonPtr f(ToBson(filter));
+  BsonPtr o(ToBson(options));
+  auto lease = impl_->Pop();
+  mongoc_collection_t* c = mongoc_client_get_collection(lease.c, db.c_str(), coll.c_str());
+  mongoc_cursor_t* cur = mongoc_collection_find_with_opts(c, f.b, o.b, nullptr);
+  const bson_t* doc;
+  bson_error_t err;
+  try {
+    while (mongoc_cursor_next(cur, &doc)) fn(bson_get_data(doc), doc->len);
+    if (mongoc_cursor_error(cur, &err)) ThrowDriverError(err, redacted_);
+  } catch (...) {
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(c);
+    throw;
+  }
+  mongoc_cursor_destroy(cur);
+  mongoc_collection_destroy(c);
+}
+
+void Client::InsertRaw(const std::string& db, const std::string& coll,
+                       const std::vector<std::string>& docs, bool majority) const {
+  if (docs.empty()) return;
+  std::vector<bson_t> owned(docs.size());
+  std::vector<const bson_t*> ptrs(docs.size());
+  for (size_t i = 0; i < docs.size(); ++i) {
+    if (!bson_init_static(&owned[i], reinterpret_cast<const uint8_t*>(docs[i].data()),
+                          docs[i].size())) {
+      Fail(ErrorKind::kCorrupt, "insert into {}.{}: document {} is not valid BSON", db, coll, i);
+    }
+    ptrs[i] = &owned[i];
+  }
+  BsonPtr opts(ToBson(majority ? Json{{"writeConcern", {{"w", "majority"}}}} : Json::object()));
+  auto lease = impl_->Pop();
+  mongoc_collection_t* c = mongoc_client_get_collection(lease.c, db.c_str(), coll.c_str());
+  bson_t reply;
+  bson_error_t err;
+  bool ok = mongoc_collection_insert_many(c, ptrs.data(), ptrs.size(), opts.b, &reply, &err);
+  mongoc_collection_destroy(c);
+  bson_destroy(&reply);
+  if (!ok) ThrowDriverError(err, redacted_);
+}
+
+Json Client::ApplyOpsRaw(const std::vector<std::string>& ops) const {
+  bson_t cmd, arr;
+  bson_init(&cmd);
+  bson_append_array_begin(&cmd, "applyOps", -1, &arr);
+  for (size_t i = 0; i < ops.size(); ++i) {
+    bson_t op;
+    if (!bson_init_static(&op, reinterpret_cast<const uint8_t*>(ops[i].data()), ops[i].size())) {
+      bson_destroy(&cmd);
+      Fail(ErrorKind::kCorrupt, "applyOps: oplog entry {} is not valid BSON", i);
+    }
+    std::string key = std::to_string(i);
+    bson_append_document(&arr, key.c_str(), -1, &op);
+  }
+  bson_append_array_end(&cmd, &arr);
+  bson_t reply;
+  bson_error_t err;
+  bool ok;
+  {
+    auto lease = impl_->Pop();
+    ok = mongoc_client_command_simple(lease.c, "admin", &cmd, nullptr, &reply, &err);
+  }
+  bson_destroy(&cmd);
+  Json r = FromBson(&reply);
+  bson_destroy(&reply);
+  if (!ok) ThrowDriverError(err, redacted_);
+  return r;
+}
+
 }  // namespace pbm::mongo

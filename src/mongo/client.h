@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -70,6 +71,20 @@ class Client {
                                     const Json& sort = Json::object()) const;
   void CreateIndex(const std::string& db, const std::string& coll, const Json& keys,
                    const std::string& name, bool unique = false) const;
+
+  // Raw BSON, for logical backups (documents pass through untouched, every BSON type kept).
+  // Streams every document of `coll` matching `filter` (find options such as sort, hint,
+  // batchSize in `options`) to fn(bytes, length), in the server's order; the bytes are valid
+  // only during the call. Throws like RunCommand.
+  void FindRaw(const std::string& db, const std::string& coll, const Json& filter,
+               const Json& options,
+               const std::function<void(const uint8_t*, size_t)>& fn) const;
+  // Inserts raw BSON documents in order (w: majority when `majority`); throws CommandError on
+  // the first write error.
+  void InsertRaw(const std::string& db, const std::string& coll,
+                 const std::vector<std::string>& docs, bool majority = false) const;
+  // Runs {applyOps: [ops...]} on admin with raw BSON oplog entries; returns the reply.
+  Json ApplyOpsRaw(const std::vector<std::string>& ops) const;
 
   // Command cursors (aggregate with cursor: {}): the first batch, then getMore / killCursors.
   CursorBatch Aggregate(const std::string& db, const Json& aggregate_target,

@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "backup/object_io.h"
 #include "codec/checksum.h"
 #include "codec/codec.h"
 #include "common/error.h"
@@ -288,15 +289,6 @@ void CompleteFromState(const std::string& dbpath, const State& s) {
 // ---- streams -------------------------------------------------------------------------------
 
 // A storage Reader as a codec Source.
-class ReaderSource : public codec::Source {
- public:
-  explicit ReaderSource(storage::Reader* r) : r_(r) {}
-  size_t Read(void* buf, size_t n) override { return r_->Read(buf, n); }
-
- private:
-  storage::Reader* r_;
-};
-
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
@@ -567,11 +559,9 @@ void NodeRestore::DownloadOne(const backup::FileEntry& f) {
   std::string path = StagingPath(plan_.dbpath) + "/" + f.name;
   try {
     codec::Codec c = codec::ParseCodec(backup_.files.codec);
-    auto reader = plan_.storage->Open(f.object);
-    ReaderSource raw(reader.get());
-    std::unique_ptr<codec::Source> dec;
-    if (!backup_.meta.encryption.empty()) dec = codec::NewDecryptor(*plan_.encryption_key, &raw);
-    auto plain = codec::NewDecompressor(c, dec ? dec.get() : &raw);
+    auto plain = backup::OpenObjectReader(
+        *plan_.storage, f.object, c,
+        backup_.meta.encryption.empty() ? std::nullopt : plan_.encryption_key);
     Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (fd.get() < 0) FailErrno("create " + path, errno);
     codec::Sha256 sha;
