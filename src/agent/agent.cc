@@ -100,6 +100,10 @@ class Agent {
           bool taken = true;
           if (cmd.cmd == "backup") taken = StartWorker(cmd, [this](const auto& c) { RunBackup(c); });
           if (cmd.cmd == "restore") taken = StartWorker(cmd, [this](const auto& c) { RunRestore(c); });
+          if (cmd.cmd == "cancelBackup") {
+            std::lock_guard<std::mutex> l(mu_);
+            cancel_.insert(cmd.args.value("name", std::string()));
+          }
           if (taken) seen.insert(cmd.opid);
         }
       } catch (const Error& e) {
@@ -722,7 +726,7 @@ class Agent {
           }
         }
       };
-      hooks.cancelled = [&] { return stop_.load() || lost_lock.load(); };
+      hooks.cancelled = [&] { return stop_.load() || lost_lock.load() || CancelRequested(name); };
       hooks.on_backup_cursor_busy = [&] { return CloseLeftoverBackupCursors(ctl, name, n); };
       backup::ReplsetMeta rs;
       if (type == "logical") {
@@ -755,6 +759,30 @@ class Agent {
       ctl.Log("I", n.replset, n.me, "backup", cmd.opid, "backup " + name + " done");
       spdlog::info("backup {} done: {} files, {} bytes stored", name, rs.files, rs.size);
     } catch (const std::exception& e) {
+      if (CancelRequested(name)) {
+        // Canceled by pbm cancel-backup: nothing of it stays on the storage.
+        std::lock_guard<std::mutex> l(meta_mu);
+        set_status("canceled", "canceled by pbm cancel-backup");
+        try {
+          if (st) {
+            st->RemovePrefix(name + "/");
+            st->Remove(backup::MetaObjectName(name));
+          }
+          ctl.PutBackup(meta);
+          ctl.Log("I", n.replset, n.me, "backup", cmd.opid,
+                  "backup " + name + " canceled; its objects were removed");
+        } catch (const std::exception& e2) {
+          spdlog::error("backup {}: recording the cancellation: {}", name, e2.what());
+        }
+        spdlog::info("backup {} canceled", name);
+        done = true;
+        hb.join();
+        try {
+          ctl.ReleaseLock(n.replset, cmd.opid);
+        } catch (const Error&) {
+        }
+        return;
+      }
       std::string why = lost_lock ? std::string("the lock was lost (taken over as stale): ") + e.what()
                                   : e.what();
       std::lock_guard<std::mutex> l(meta_mu);
@@ -779,8 +807,14 @@ class Agent {
     }
   }
 
+  bool CancelRequested(const std::string& backup) {
+    std::lock_guard<std::mutex> l(mu_);
+    return cancel_.count(backup) > 0;
+  }
+
   AgentOptions o_;
   const std::atomic<bool>& stop_;
+  std::set<std::string> cancel_;  // backups pbm cancel-backup asked to stop; guarded by mu_
   std::unique_ptr<mongo::Client> node_;
   std::unique_ptr<mongo::Client> cluster_;
   std::unique_ptr<Control> ctl_;

@@ -75,6 +75,14 @@ Json ListEntry(const backup::BackupMeta& b) {
 
 }  // namespace
 
+Json ParseYamlValue(const std::string& text) {
+  try {
+    return YamlToJson(YAML::Load(text));
+  } catch (const YAML::Exception& e) {
+    Fail(ErrorKind::kInvalidArgument, "'{}' is not a YAML value: {}", text, e.what());
+  }
+}
+
 void ConfigSet(const control::Control& ctl, const std::string& file, const Output& o) {
   YAML::Node y;
   try {
@@ -84,13 +92,28 @@ void ConfigSet(const control::Control& ctl, const std::string& file, const Outpu
   } catch (const YAML::Exception& e) {
     Fail(ErrorKind::kInvalidArgument, "config file {}: {}", file, e.what());
   }
-  Json cfg = YamlToJson(y);
+  StoreConfig(ctl, YamlToJson(y), "config file " + file, o);
+}
+
+void StoreConfig(const control::Control& ctl, const Json& cfg, const std::string& origin,
+                 const Output& o) {
+  const std::string& file = origin;
   if (!cfg.is_object() || !cfg.contains("storage")) {
-    Fail(ErrorKind::kInvalidArgument, "config file {}: no storage section (storage.type: filesystem|s3)", file);
+    Fail(ErrorKind::kInvalidArgument, "{}: no storage section (storage.type: filesystem|s3)", file);
   }
   for (auto& [k, v] : cfg.items()) {
     if (k != "storage" && k != "backup" && k != "restore" && k != "pitr") {
-      Fail(ErrorKind::kInvalidArgument, "config file {}: unknown section '{}' (allowed: storage, backup, restore, pitr)", file, k);
+      Fail(ErrorKind::kInvalidArgument, "{}: unknown section '{}' (allowed: storage, backup, restore, pitr)", file, k);
+    }
+  }
+  if (cfg.contains("backup")) {
+    if (!cfg["backup"].is_object()) Fail(ErrorKind::kInvalidArgument, "{}: backup must be a map", file);
+    for (auto& [k, v] : cfg["backup"].items()) {
+      if (k != "priority" && k != "compression" && k != "compressionLevel" && k != "encryption") {
+        Fail(ErrorKind::kInvalidArgument,
+             "{}: unknown key backup.{} (allowed: priority, compression, compressionLevel, "
+             "encryption)", file, k);
+      }
     }
   }
   // The storage must be usable before anyone relies on it.
@@ -183,6 +206,11 @@ std::string Backup(const control::Control& ctl, const BackupArgs& a, const Outpu
     auto b = ctl.GetBackup(name);
     int64_t t = NowUnix();
     if (b && b->status == "done") break;
+    if (b && b->status == "canceled") {
+      if (!o.json) *o.out << "\n";
+      Fail(ErrorKind::kCancelled, "backup {} was canceled{}", name,
+           b->error.empty() ? "" : ": " + b->error);
+    }
     if (b && b->status == "error") {
       if (!o.json) *o.out << "\n";
       Fail(ErrorKind::kIo, "backup {} failed: {}", name, b->error);

@@ -225,6 +225,14 @@ class FaultsTest(ClusterTestBase):
         self.assertTrue(any("closed the backup cursor" in m and name in m for m in logs), logs)
         # The killed backup stays `error` (the dead agent's work never turns into `done`).
         self.assertEqual(self.backup_status(name)["status"], "error")
+        # delete-backup removes what the dead agent left on the storage.
+        partial = os.path.join(self.store, name)
+        self.assertTrue(os.path.isdir(partial) and os.listdir(partial))
+        self.pbm("delete-backup", name, "--yes", check=True)
+        self.assertFalse(os.path.exists(partial))
+        self.assertFalse(os.path.exists(partial + ".pbm.json"))
+        self.assertNotIn(name, [s["name"] for s in json.loads(
+            self.pbm("list", "--out", "json", check=True).stdout)["snapshots"]])
 
     # ---- a corrupted object ------------------------------------------------------------------
 
