@@ -787,15 +787,20 @@ class Agent {
                                   : e.what();
       std::lock_guard<std::mutex> l(meta_mu);
       set_status("error", why);
+      // The cluster first: the storage may be what failed.
+      try {
+        ctl.PutBackup(meta);
+        ctl.Log("E", n.replset, n.me, "backup", cmd.opid, "backup " + name + " failed: " + why);
+      } catch (const std::exception& e2) {
+        spdlog::error("backup {}: recording the failure in the cluster: {}", name, e2.what());
+      }
       try {
         if (st) {
           Json mj = meta;
           st->WriteAll(backup::MetaObjectName(name), mj.dump(2));
         }
-        ctl.PutBackup(meta);
-        ctl.Log("E", n.replset, n.me, "backup", cmd.opid, "backup " + name + " failed: " + why);
       } catch (const std::exception& e2) {
-        spdlog::error("backup {}: recording the failure: {}", name, e2.what());
+        spdlog::error("backup {}: recording the failure on the storage: {}", name, e2.what());
       }
       spdlog::error("backup {} failed: {}", name, why);
     }

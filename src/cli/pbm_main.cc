@@ -1,5 +1,7 @@
 // pbm: the command line of the backup tool (PBM's commands and flags where PBM has them).
 #include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 #include <iostream>
 #include <memory>
@@ -75,6 +77,8 @@ int main(int argc, char** argv) {
                                "pbm.yaml with the storage (when the cluster is down)");
 
   CLI11_PARSE(app, argc, argv);
+  // Warnings (e.g. S3 retries) go to stderr: stdout carries the output, JSON with --out json.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("pbm"));
   if (level != -1000) ba.compression_level = level;
   pbm::cli::Output o{out == "json", &std::cout};
   try {
