@@ -8,6 +8,7 @@ A 1-member replica set pod (devcluster: wtmongod + pbm-agent) is loaded until it
            vs  tar -C dbpath -cf - . | zstd -1 -T2 > x.tar.zst
   copy:    pbm backup --compression=none --wait   vs  cp -r dbpath (and cp -r && sync)
   restore: pbm restore --wait (of the zstd level-1 backup)   vs  zstd -d < x.tar.zst | tar -x
+  logical: pbm backup --type=logical and pbm restore of it, against the physical restore
 The agent's peak RSS (VmHWM) is read after the backups and, reset, after the restore.
 One member, so the restore and the tar extraction move the same bytes once. Not part of CI.
 """
@@ -91,6 +92,8 @@ def main():
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results", "physical.json"))
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs) afterwards")
+    ap.add_argument("--skip-logical", action="store_true",
+                    help="skip the logical backup and restore of the same data")
     ap.add_argument("--no-drop-caches", action="store_true",
                     help="do not drop the page cache before each timed run")
     a = ap.parse_args()
@@ -167,6 +170,20 @@ def main():
         os.makedirs(os.path.join(work, "untar"))
         res["zstd_d_tar_x_s"] = timed(lambda: sh("zstd -q -d -T2 < %s/x.tar.zst | tar -x -C %s/untar" % (work, work)))
         res["agent_peak_rss_restore_mib"] = peak_rss_mib(agent_pid)
+        if not a.skip_logical:
+            # The same data, logically: dump (zstd level 1) and restore through the running node.
+            cold()
+            t = time.time()
+            out = pbm("backup", "--type=logical", "--compression=zstd", "--compression-level", "1",
+                      "--wait").stdout
+            res["logical_backup_s"] = time.time() - t
+            lname = [x.strip("'.") for x in out.split() if x.strip("'.").startswith("20")][0]
+            cold()
+            t = time.time()
+            pbm("restore", lname, "--wait")
+            res["logical_restore_s"] = time.time() - t
+            res["logical_vs_physical_restore"] = round(res["logical_restore_s"] / res["pbm_restore_s"], 1)
+            res["agent_peak_rss_logical_mib"] = peak_rss_mib(agent_pid)
         res["load_end"] = os.getloadavg()[0]
         res["backup_vs_tar"] = round(res["pbm_backup_zstd1_s"] / res["tar_zstd1_s"], 2)
         res["copy_throughput_vs_cp"] = round(res["cp_r_s"] / res["pbm_backup_none_s"], 2)

@@ -492,6 +492,9 @@ class Agent {
       spdlog::error("restore {}: {}", name, err);
       return;
     }
+    // The final download progress, before the phase (a small backup downloads between two
+    // heartbeats).
+    control::WriteNodeHeartbeat(*st, name, me, dl_done.load(), dl_total.load());
     control::WriteNodePhase(*st, name, me, "staged");
     // Liveness comes from the heartbeats (a dead member fails the wait within kLockStaleSecs);
     // the timeout only bounds the slowest member's download.

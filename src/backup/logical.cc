@@ -1,12 +1,12 @@
 #include "backup/logical.h"
 
-#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <thread>
 
 #include "backup/object_io.h"
 #include "codec/checksum.h"
+#include "common/parallel.h"
 
 namespace pbm::backup {
 namespace {
@@ -201,69 +201,43 @@ ReplsetMeta RunLogicalBackup(const mongo::Client& node, const mongo::Client& clu
   list.backup = req.name;
   list.replset = req.replset;
   list.codec = std::string(codec::CodecName(req.codec));
-  std::atomic<size_t> next{0};
-  std::exception_ptr first_error;
-  std::atomic<bool> failed{false};
   auto last_report = std::chrono::steady_clock::now();
-  auto worker = [&] {
-    while (!failed) {
-      size_t i = next++;
-      if (i >= nss.size()) return;
-      NamespaceEntry& n = nss[i];
-      if (n.type != "collection") continue;  // views are recreated from their options
-      try {
-        PartWriter pw(st, req, n.db + "/" + Escape(n.coll), true);
-        int64_t since_report = 0;
-        node.FindRaw(n.db, n.coll, Json::object(), {{"batchSize", 1000}},
-                     [&](const uint8_t* data, size_t len) {
-                       if (cancelled && cancelled()) {
-                         Fail(ErrorKind::kCancelled, "backup cancelled");
-                       }
-                       pw.Add(data, len);
-                       since_report += static_cast<int64_t>(len);
-                       if (since_report >= (8 << 20)) {
-                         std::lock_guard<std::mutex> l(mu);
-                         meta.progress_bytes += since_report;
-                         since_report = 0;
-                         auto now = std::chrono::steady_clock::now();
-                         if (on_progress && now - last_report >= std::chrono::milliseconds(500)) {
-                           last_report = now;
-                           on_progress(meta);
-                         }
-                       }
-                     });
-        auto entries = pw.Finish();
-        std::lock_guard<std::mutex> l(mu);
-        meta.progress_bytes += since_report;
-        n.docs = pw.docs();
-        for (auto& e : entries) {
-          n.files.push_back(e.name);
-          meta.size += e.stored_size;
-          meta.size_uncompressed += e.size;
-          meta.files += 1;
-          list.files.push_back(std::move(e));
-        }
-      } catch (...) {
-        std::lock_guard<std::mutex> l(mu);
-        if (!first_error) {
-          try {
-            throw;
-          } catch (const Error& e) {
-            first_error = std::make_exception_ptr(
-                Error(e.kind(), fmt::format("dump {}.{}: {}", n.db, n.coll, e.what())));
-          } catch (...) {
-            first_error = std::current_exception();
-          }
-        }
-        failed = true;
+  ParallelFor(nss.size(), req.parallel, [&](size_t i) {
+    NamespaceEntry& n = nss[i];
+    if (n.type != "collection") return;  // views are recreated from their options
+    try {
+      PartWriter pw(st, req, n.db + "/" + Escape(n.coll), true);
+      int64_t since_report = 0;
+      node.FindRaw(n.db, n.coll, Json::object(), {{"batchSize", 1000}},
+                   [&](const uint8_t* data, size_t len) {
+                     if (cancelled && cancelled()) Fail(ErrorKind::kCancelled, "backup cancelled");
+                     pw.Add(data, len);
+                     since_report += static_cast<int64_t>(len);
+                     if (since_report < (8 << 20)) return;
+                     std::lock_guard<std::mutex> l(mu);
+                     meta.progress_bytes += since_report;
+                     since_report = 0;
+                     auto now = std::chrono::steady_clock::now();
+                     if (on_progress && now - last_report >= std::chrono::milliseconds(500)) {
+                       last_report = now;
+                       on_progress(meta);
+                     }
+                   });
+      auto entries = pw.Finish();
+      std::lock_guard<std::mutex> l(mu);
+      meta.progress_bytes += since_report;
+      n.docs = pw.docs();
+      for (auto& e : entries) {
+        n.files.push_back(e.name);
+        meta.size += e.stored_size;
+        meta.size_uncompressed += e.size;
+        meta.files += 1;
+        list.files.push_back(std::move(e));
       }
+    } catch (const Error& e) {
+      throw Error(e.kind(), fmt::format("dump {}.{}: {}", n.db, n.coll, e.what()));
     }
-  };
-  int threads = std::max(1, std::min<int>(req.parallel, static_cast<int>(nss.size())));
-  std::vector<std::thread> pool;
-  for (int i = 0; i < threads; ++i) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
-  if (first_error) std::rethrow_exception(first_error);
+  });
 
   // The consistent point: the replset's majority point once the dump is done. The node must
   // hold the oplog up to it.

@@ -1,5 +1,9 @@
 #include "backup/object_io.h"
 
+#include <vector>
+
+#include "codec/checksum.h"
+
 namespace pbm::backup {
 
 class ObjectWriter::StorageSink : public codec::Sink {
@@ -58,6 +62,20 @@ std::unique_ptr<codec::Source> OpenObjectReader(const storage::Storage& st, cons
                                                 codec::Codec codec,
                                                 const std::optional<codec::EncryptionKey>& key) {
   return std::make_unique<ObjectSource>(st.Open(object), codec, key);
+}
+
+ObjectDigest DigestObject(const storage::Storage& st, const std::string& object,
+                          codec::Codec codec, const std::optional<codec::EncryptionKey>& key) {
+  auto in = OpenObjectReader(st, object, codec, key);
+  codec::Sha256 sha;
+  std::vector<char> buf(1 << 20);
+  ObjectDigest d;
+  while (size_t got = in->Read(buf.data(), buf.size())) {
+    sha.Update(buf.data(), got);
+    d.size += static_cast<int64_t>(got);
+  }
+  d.sha256 = sha.HexDigest();
+  return d;
 }
 
 }  // namespace pbm::backup

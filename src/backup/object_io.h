@@ -38,4 +38,13 @@ std::unique_ptr<codec::Source> OpenObjectReader(const storage::Storage& st, cons
                                                 codec::Codec codec,
                                                 const std::optional<codec::EncryptionKey>& key);
 
+// Reads the whole object back: its original bytes' count and SHA-256 (hex). Throws like the
+// reader (kCorrupt for a stream that does not decode or decrypt).
+struct ObjectDigest {
+  int64_t size = 0;
+  std::string sha256;
+};
+ObjectDigest DigestObject(const storage::Storage& st, const std::string& object,
+                          codec::Codec codec, const std::optional<codec::EncryptionKey>& key);
+
 }  // namespace pbm::backup

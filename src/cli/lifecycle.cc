@@ -17,6 +17,7 @@
 #include "backup/object_io.h"
 #include "cli/cli.h"
 #include "codec/checksum.h"
+#include "common/parallel.h"
 #include "control/client_encryption.h"
 #include "control/restore_status.h"
 #include "storage/storage.h"
@@ -310,45 +311,30 @@ bool Verify(const control::Control& ctl, const std::string& name, const Output& 
   for (const auto& obj : st->List(name + "/")) {
     if (!known.count(obj.name)) problem(obj.name, "not named by the backup's file lists");
   }
-  std::atomic<size_t> next{0};
   std::atomic<int64_t> bytes{0};
-  auto worker = [&] {
-    std::vector<char> buf(1 << 20);
-    while (true) {
-      size_t i = next++;
-      if (i >= files.size()) return;
-      const auto& [f, c] = files[i];
-      auto info = st->Stat(f.object);
-      if (!info) {
-        problem(f.object, "missing");
-        continue;
-      }
-      if (f.stored_size && info->size != f.stored_size) {
-        problem(f.object, fmt::format("stored size {} bytes, the file list says {}", info->size,
-                                      f.stored_size));
-      }
-      try {
-        auto in = backup::OpenObjectReader(*st, f.object, c, key);
-        codec::Sha256 sha;
-        int64_t n = 0;
-        while (size_t got = in->Read(buf.data(), buf.size())) {
-          sha.Update(buf.data(), got);
-          n += static_cast<int64_t>(got);
-        }
-        bytes += n;
-        if (n != f.size) {
-          problem(f.object, fmt::format("{} bytes of content, the file list says {}", n, f.size));
-        } else if (sha.HexDigest() != f.sha256) {
-          problem(f.object, "SHA-256 of the content differs from the file list's");
-        }
-      } catch (const Error& e) {
-        problem(f.object, std::string("cannot be read back: ") + e.what());
-      }
+  ParallelFor(files.size(), 4, [&](size_t i) {
+    const auto& [f, c] = files[i];
+    auto info = st->Stat(f.object);
+    if (!info) {
+      problem(f.object, "missing");
+      return;
     }
-  };
-  std::vector<std::thread> pool;
-  for (int i = 0; i < 4; ++i) pool.emplace_back(worker);
-  for (auto& t : pool) t.join();
+    if (f.stored_size && info->size != f.stored_size) {
+      problem(f.object,
+              fmt::format("stored size {} bytes, the file list says {}", info->size, f.stored_size));
+    }
+    try {
+      auto d = backup::DigestObject(*st, f.object, c, key);
+      bytes += d.size;
+      if (d.size != f.size) {
+        problem(f.object, fmt::format("{} bytes of content, the file list says {}", d.size, f.size));
+      } else if (d.sha256 != f.sha256) {
+        problem(f.object, "SHA-256 of the content differs from the file list's");
+      }
+    } catch (const Error& e) {
+      problem(f.object, std::string("cannot be read back: ") + e.what());
+    }
+  });
   // One line per object, its problems joined.
   std::map<std::string, std::string> by_object;
   for (const auto& p : problems) {

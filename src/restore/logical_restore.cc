@@ -1,6 +1,5 @@
 #include "restore/logical_restore.h"
 
-#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -10,6 +9,7 @@
 #include "backup/object_io.h"
 #include "codec/checksum.h"
 #include "common/error.h"
+#include "common/parallel.h"
 #include "restore/node_restore.h"
 
 namespace pbm::restore {
@@ -116,63 +116,37 @@ LogicalRestoreResult RunLogicalRestore(const mongo::Client& primary,
     Fail(ErrorKind::kCorrupt, "backup {}: the file list has no oplog", req.backup_name);
   }
   {
-    std::atomic<size_t> next{0};
     std::mutex mu;
-    std::exception_ptr err;
     int64_t done = 0;
-    auto verify = [&] {
-      std::vector<char> buf(1 << 20);
-      while (true) {
-        size_t i = next++;
-        if (i >= list.files.size()) return;
-        const auto& f = list.files[i];
-        try {
-          auto info = st.Stat(f.object);
-          if (!info) Fail(ErrorKind::kCorrupt, "object {} is missing", f.object);
-          if (f.stored_size && info->size != f.stored_size) {
-            Fail(ErrorKind::kCorrupt, "object {} holds {} bytes, the file list says {}", f.object,
-                 info->size, f.stored_size);
-          }
-          auto in = backup::OpenObjectReader(st, f.object, codec, key);
-          codec::Sha256 sha;
-          int64_t n = 0;
-          while (size_t got = in->Read(buf.data(), buf.size())) {
-            sha.Update(buf.data(), got);
-            n += static_cast<int64_t>(got);
-          }
-          if (n != f.size || sha.HexDigest() != f.sha256) {
-            Fail(ErrorKind::kCorrupt, "object {} does not match the file list ({} bytes, SHA-256 {})",
-                 f.object, n, n == f.size ? "differs" : "not checked");
-          }
-          std::lock_guard<std::mutex> l(mu);
-          done += f.size;
-          report("verify", done, total);
-        } catch (const Error& e) {
-          std::lock_guard<std::mutex> l(mu);
-          if (!err) {
-            err = std::make_exception_ptr(Error(
-                e.kind(), fmt::format("backup {} cannot be restored, nothing was changed: {}{}",
-                                      req.backup_name, e.what(),
-                                      std::string(e.what()).find(f.object) == std::string::npos
-                                          ? " (object " + f.object + ")"
-                                          : "")));
-          }
-          next = list.files.size();
-          return;
+    ParallelFor(list.files.size(), req.parallel, [&](size_t i) {
+      const auto& f = list.files[i];
+      try {
+        auto info = st.Stat(f.object);
+        if (!info) Fail(ErrorKind::kCorrupt, "object {} is missing", f.object);
+        if (f.stored_size && info->size != f.stored_size) {
+          Fail(ErrorKind::kCorrupt, "object {} holds {} bytes, the file list says {}", f.object,
+               info->size, f.stored_size);
         }
+        auto d = backup::DigestObject(st, f.object, codec, key);
+        if (d.size != f.size || d.sha256 != f.sha256) {
+          Fail(ErrorKind::kCorrupt, "object {} does not match the file list ({} bytes, SHA-256 {})",
+               f.object, d.size, d.size == f.size ? "differs" : "not checked");
+        }
+        std::lock_guard<std::mutex> l(mu);
+        done += f.size;
+        report("verify", done, total);
+      } catch (const Error& e) {
+        bool named = std::string(e.what()).find(f.object) != std::string::npos;
+        throw Error(e.kind(), fmt::format("backup {} cannot be restored, nothing was changed: {}{}",
+                                          req.backup_name, e.what(),
+                                          named ? "" : " (object " + f.object + ")"));
       }
-    };
-    std::vector<std::thread> pool;
-    for (int i = 0; i < std::max(1, req.parallel); ++i) pool.emplace_back(verify);
-    for (auto& t : pool) t.join();
-    if (err) std::rethrow_exception(err);
+    });
   }
 
   // 2. Collections.
   LogicalRestoreResult result;
-  std::atomic<size_t> next{0};
   std::mutex mu;
-  std::exception_ptr err;
   int64_t done = 0;
   auto restore_one = [&](const backup::NamespaceEntry& n) {
     bool system = n.coll.rfind("system.", 0) == 0;
@@ -225,31 +199,15 @@ LogicalRestoreResult RunLogicalRestore(const mongo::Client& primary,
     result.collections += 1;
     result.documents += docs;
   };
-  auto worker = [&] {
-    while (true) {
-      size_t i = next++;
-      if (i >= nss.size()) return;
-      const auto& n = nss[i];
-      if (n.type != "collection") continue;
-      try {
-        restore_one(n);
-      } catch (const Error& e) {
-        std::lock_guard<std::mutex> l(mu);
-        if (!err) {
-          err = std::make_exception_ptr(
-              Error(e.kind(), fmt::format("restore {}.{}: {}", n.db, n.coll, e.what())));
-        }
-        next = nss.size();
-        return;
-      }
+  ParallelFor(nss.size(), req.parallel, [&](size_t i) {
+    const auto& n = nss[i];
+    if (n.type != "collection") return;
+    try {
+      restore_one(n);
+    } catch (const Error& e) {
+      throw Error(e.kind(), fmt::format("restore {}.{}: {}", n.db, n.coll, e.what()));
     }
-  };
-  {
-    std::vector<std::thread> pool;
-    for (int i = 0; i < std::max(1, req.parallel); ++i) pool.emplace_back(worker);
-    for (auto& t : pool) t.join();
-  }
-  if (err) std::rethrow_exception(err);
+  });
   for (const auto& n : nss) {
     if (n.type == "collection") continue;
     try {
