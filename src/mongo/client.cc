@@ -3,7 +3,6 @@
 #include <mongoc/mongoc.h>
 
 #include <cstdio>
-#include <cstdlib>
 #include <mutex>
 
 namespace pbm::mongo {
@@ -93,9 +92,6 @@ struct Client::Impl {
 
 Client::Client(const std::string& uri, int timeout_ms) : impl_(std::make_unique<Impl>()) {
   std::call_once(g_init, [] {
-    // No shared-memory counters: a file left by a killed process whose pid is reused
-    // makes libmongoc warn on stderr ("Falling back to malloc for counters").
-    setenv("MONGOC_DISABLE_SHM", "1", 0);
     mongoc_init();
     // The driver's own chatter (monitor retries, debug lines) is not the user's business:
     // failures reach callers as errors. Keep only its errors.

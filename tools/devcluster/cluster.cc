@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <iostream>
@@ -336,9 +335,6 @@ int Up(const ClusterSpec& spec, const UpOptions& opts) {
                spec.members, spec.mongod, spec.agent.empty() ? "none" : spec.agent);
 
     BlockSupervisorSignals();
-    // No shared-memory counters: a file left by a killed process whose pid is reused
-    // makes libmongoc warn on stderr ("Falling back to malloc for counters").
-    setenv("MONGOC_DISABLE_SHM", "1", 0);
     mongoc_init();
     Supervisor sup(spec.backoff, &log, opts.grace);
     for (int i = 0; i < spec.members; ++i) {
@@ -474,9 +470,6 @@ int Status(const std::string& dir) {
   bool running = SupervisorRunning(dir, &pid);
   j["supervisor_running"] = running;
   if (!running) j["ready"] = false;
-  // No shared-memory counters: a file left by a killed process whose pid is reused
-  // makes libmongoc warn on stderr ("Falling back to malloc for counters").
-  setenv("MONGOC_DISABLE_SHM", "1", 0);
   mongoc_init();
   for (auto& m : j["members"]) {
     std::string state = running ? "unreachable" : "not running";

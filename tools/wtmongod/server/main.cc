@@ -4,7 +4,6 @@
 #include <signal.h>
 
 #include <condition_variable>
-#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <mutex>
@@ -64,9 +63,6 @@ int ServerMain(int argc, char** argv) {
   Log(Severity::kInfo, "CONTROL", "MongoDB starting",
       "{\"pid\":" + std::to_string(getpid()) + ",\"port\":" + std::to_string(opts.port) +
           ",\"dbPath\":" + JsonQuote(opts.dbpath) + ",\"version\":" + JsonQuote(kServerVersion) + "}");
-  // No shared-memory counters: a file left by a killed process whose pid is reused
-  // makes libmongoc warn on stderr ("Falling back to malloc for counters").
-  setenv("MONGOC_DISABLE_SHM", "1", 0);
   mongoc_init();
   auto node = std::make_unique<Node>(opts);
   try {
