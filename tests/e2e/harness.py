@@ -14,6 +14,9 @@ import time
 
 import pymongo
 
+# See scripts/test.sh: no libmongoc shared-memory counters in the processes the tests start.
+os.environ.setdefault("MONGOC_DISABLE_SHM", "1")
+
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("PSMDB_BIN", os.path.join(ROOT, "build", "bin"))
 WTMONGOD = os.path.join(BIN, "wtmongod")
