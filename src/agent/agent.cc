@@ -332,6 +332,16 @@ class Agent {
       req.backup_name = backup_name;
       req.replset = n.replset;
       req.parallel = o_.parallel;
+      // PBM's restore options.
+      if (cfg->contains("restore") && (*cfg)["restore"].is_object()) {
+        const Json& rc = (*cfg)["restore"];
+        if (rc.contains("numParallelCollections") && rc["numParallelCollections"].is_number_integer()) {
+          req.parallel = std::max(1, rc["numParallelCollections"].get<int>());
+        }
+        if (rc.contains("numInsertionWorkers") && rc["numInsertionWorkers"].is_number_integer()) {
+          req.insertion_workers = std::max(1, rc["numInsertionWorkers"].get<int>());
+        }
+      }
       if (auto enc = control::ParseClientEncryption(*cfg); enc.enabled()) {
         req.encryption_key = control::LoadClientKey(enc);
       }

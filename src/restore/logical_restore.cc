@@ -1,6 +1,9 @@
 #include "restore/logical_restore.h"
 
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -55,6 +58,49 @@ bool ShouldReplay(const std::string& raw) {
   if (op == "c") return db != "local" && db != "config";
   return backup::IsBackedUpNamespace(db, coll);
 }
+
+// A bounded queue of document batches between the reader and the insertion workers.
+class BatchQueue {
+ public:
+  explicit BatchQueue(size_t cap) : cap_(cap) {}
+  // False once the queue failed (a worker's insert failed).
+  bool Push(std::vector<std::string>&& b) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return q_.size() < cap_ || failed_; });
+    if (failed_) return false;
+    q_.push_back(std::move(b));
+    cv_.notify_all();
+    return true;
+  }
+  // False when closed and drained, or failed.
+  bool Pop(std::vector<std::string>* b) {
+    std::unique_lock<std::mutex> l(mu_);
+    cv_.wait(l, [&] { return !q_.empty() || closed_ || failed_; });
+    if (failed_ || q_.empty()) return false;
+    *b = std::move(q_.front());
+    q_.pop_front();
+    cv_.notify_all();
+    return true;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> l(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+  void Fail() {
+    std::lock_guard<std::mutex> l(mu_);
+    failed_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  size_t cap_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<std::string>> q_;
+  bool closed_ = false;
+  bool failed_ = false;
+};
 
 }  // namespace
 
@@ -163,28 +209,58 @@ LogicalRestoreResult RunLogicalRestore(const mongo::Client& primary,
       primary.RunCommand(n.db, create);
     }
     if (n.type != "collection") return;
-    std::vector<std::string> batch;
-    size_t batch_bytes = 0;
-    int64_t docs = 0;
-    auto flush = [&] {
-      primary.InsertRaw(n.db, n.coll, batch);
-      docs += static_cast<int64_t>(batch.size());
-      batch.clear();
-      batch_bytes = 0;
-    };
-    for (const auto& name : n.files) {
-      const auto& f = files.at(name);
-      auto in = backup::OpenObjectReader(st, f.object, codec, key);
-      ForEachDoc(*in, "object " + f.object, [&](std::string&& doc) {
-        batch_bytes += doc.size();
-        batch.push_back(std::move(doc));
-        if (batch.size() >= kBatchDocs || batch_bytes >= kBatchBytes) flush();
+    // Batches go to insertion workers through a bounded queue (one worker for a capped
+    // collection, whose natural order is its content).
+    int workers = n.options.value("capped", false) ? 1 : std::max(1, req.insertion_workers);
+    BatchQueue q(static_cast<size_t>(workers) * 2);
+    std::atomic<int64_t> docs{0};
+    std::vector<std::thread> inserters;
+    std::exception_ptr insert_error;
+    std::mutex insert_mu;
+    for (int w = 0; w < workers; ++w) {
+      inserters.emplace_back([&] {
+        std::vector<std::string> b;
+        while (q.Pop(&b)) {
+          try {
+            primary.InsertRaw(n.db, n.coll, b);
+            docs += static_cast<int64_t>(b.size());
+          } catch (...) {
+            std::lock_guard<std::mutex> l(insert_mu);
+            if (!insert_error) insert_error = std::current_exception();
+            q.Fail();
+          }
+        }
       });
-      if (!batch.empty()) flush();
-      std::lock_guard<std::mutex> l(mu);
-      done += f.size;
-      report("collections", done, total);
     }
+    try {
+      std::vector<std::string> batch;
+      size_t batch_bytes = 0;
+      for (const auto& name : n.files) {
+        const auto& f = files.at(name);
+        auto in = backup::OpenObjectReader(st, f.object, codec, key);
+        ForEachDoc(*in, "object " + f.object, [&](std::string&& doc) {
+          batch_bytes += doc.size();
+          batch.push_back(std::move(doc));
+          if (batch.size() >= kBatchDocs || batch_bytes >= kBatchBytes) {
+            if (!q.Push(std::move(batch))) Fail(ErrorKind::kInternal, "insertion stopped");
+            batch.clear();
+            batch_bytes = 0;
+          }
+        });
+        std::lock_guard<std::mutex> l(mu);
+        done += f.size;
+        report("collections", done, total);
+      }
+      if (!batch.empty()) q.Push(std::move(batch));
+    } catch (...) {
+      q.Close();
+      for (auto& t : inserters) t.join();
+      if (insert_error) std::rethrow_exception(insert_error);
+      throw;
+    }
+    q.Close();
+    for (auto& t : inserters) t.join();
+    if (insert_error) std::rethrow_exception(insert_error);
     Json indexes = Json::array();
     for (auto ix : n.indexes) {
       if (ix.value("name", std::string()) == "_id_") continue;
@@ -197,7 +273,7 @@ LogicalRestoreResult RunLogicalRestore(const mongo::Client& primary,
     }
     std::lock_guard<std::mutex> l(mu);
     result.collections += 1;
-    result.documents += docs;
+    result.documents += docs.load();
   };
   ParallelFor(nss.size(), req.parallel, [&](size_t i) {
     const auto& n = nss[i];

@@ -2,9 +2,9 @@
 //   1. check the backup (logical, done, the replset present, the key for an encrypted one) and
 //      read every object once, checking sizes and SHA-256 against the file list, so that a
 //      corrupt or incomplete backup is refused before anything is touched;
-//   2. for each collection of the backup, with several workers: drop it, recreate it with its
-//      options, insert its documents in batches (raw BSON, w: majority at the end of each
-//      collection), build its indexes; views are recreated after the collections;
+//   2. for each collection of the backup, several at once: drop it, recreate it with its
+//      options, insert its documents in batches (raw BSON) with several insertion workers,
+//      build its indexes; views are recreated after the collections;
 //   3. replay the captured oplog (applyOps in batches, idempotent) up to the consistent point,
 //      skipping local, config and the control collections.
 // Collections that are not in the backup are left as they are, as PBM does.
@@ -26,7 +26,8 @@ struct LogicalRestoreRequest {
   std::string backup_name;
   std::string replset;  // the replset of the backup to restore (the only one if there is one)
   std::optional<codec::EncryptionKey> encryption_key;
-  int parallel = 4;  // collections restored at once
+  int parallel = 4;           // collections restored at once
+  int insertion_workers = 2;  // insert batches at once per collection (1 for capped ones)
   // step ("verify", "collections", "oplog"), bytes done and total of that step. May be empty.
   std::function<void(const std::string&, int64_t, int64_t)> progress;
 };
