@@ -128,7 +128,13 @@ VIRTUAL = {("authorization.k8s.io", "selfsubjectaccessreviews"),
            ("authorization.k8s.io", "subjectaccessreviews"),
            ("authentication.k8s.io", "selfsubjectreviews")}
 
-BUILTINS = _builtins()
+
+
+def builtin(group, plural):
+    for d in BUILTINS:
+        if d.group == group and d.plural == plural and d.to_view is None:
+            return d
+    raise KeyError((group, plural))
 
 
 # ---- events.k8s.io/v1 <-> v1 Event (one storage, two views) ----
@@ -609,5 +615,4 @@ def _bad_b64_index(v):
     return max(len(v) - len(v) % 4, 0)
 
 
-def json_size(obj):
-    return len(json.dumps(obj))
+BUILTINS = _builtins()
