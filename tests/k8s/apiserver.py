@@ -111,8 +111,10 @@ def main(argv=None):
     port = srv.server_address[1]
     scheme = "https" if args.tls else "http"
     if args.kubeconfig_out:
+        # A configured token is what the kubeconfig uses; the admin client certificate only
+        # when there is none (a certificate would win over the token).
         write_kubeconfig(args.kubeconfig_out, f"{scheme}://127.0.0.1:{port}", ca_pem or None, kc_token,
-                         cert if not kc_token else cert, key)
+                         None if kc_token else cert, key)
     if args.port_file:
         tmp = args.port_file + ".tmp"
         with open(tmp, "w") as f:

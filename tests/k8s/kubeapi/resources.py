@@ -94,10 +94,24 @@ def _builtins():
           top_fields=META_FIELDS + ["secrets", "imagePullSecrets", "automountServiceAccountToken"]),
         R("", "v1", "Event", "events", short_names=["ev"], storage=("", "events"),
           top_fields=None),
+        R("", "v1", "Node", "nodes", namespaced=False, short_names=["no"], subresources=["status"],
+          top_fields=META_FIELDS + ["spec", "status"]),
+        R("", "v1", "Endpoints", "endpoints", short_names=["ep"], top_fields=META_FIELDS + ["subsets"]),
+        R("", "v1", "PersistentVolume", "persistentvolumes", namespaced=False, short_names=["pv"],
+          subresources=["status"], top_fields=META_FIELDS + ["spec", "status"]),
         R("apps", "v1", "StatefulSet", "statefulsets", short_names=["sts"], categories=["all"],
           subresources=["status", "scale"], generation=True, top_fields=META_FIELDS + ["spec", "status"]),
         R("apps", "v1", "Deployment", "deployments", short_names=["deploy"], categories=["all"],
           subresources=["status", "scale"], generation=True, top_fields=META_FIELDS + ["spec", "status"]),
+        R("batch", "v1", "Job", "jobs", categories=["all"], subresources=["status"], generation=True,
+          top_fields=META_FIELDS + ["spec", "status"]),
+        R("batch", "v1", "CronJob", "cronjobs", short_names=["cj"], categories=["all"], subresources=["status"],
+          generation=True, top_fields=META_FIELDS + ["spec", "status"]),
+        R("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short_names=["pdb"],
+          subresources=["status"], generation=True, top_fields=META_FIELDS + ["spec", "status"]),
+        R("storage.k8s.io", "v1", "StorageClass", "storageclasses", namespaced=False, short_names=["sc"],
+          top_fields=META_FIELDS + ["provisioner", "parameters", "reclaimPolicy", "mountOptions",
+                                    "allowVolumeExpansion", "volumeBindingMode", "allowedTopologies"]),
         R("coordination.k8s.io", "v1", "Lease", "leases", top_fields=META_FIELDS + ["spec"]),
         R("events.k8s.io", "v1", "Event", "events", short_names=["ev"], storage=("", "events"),
           top_fields=None),
@@ -118,7 +132,7 @@ def _builtins():
         R("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",
           namespaced=False, verbs=["create"], top_fields=META_FIELDS + ["status"]),
     ]
-    ev_new = defs[11]
+    ev_new = next(d for d in defs if d.group == "events.k8s.io")
     ev_new.to_view, ev_new.from_view = core_event_to_new, new_event_to_core
     return defs
 

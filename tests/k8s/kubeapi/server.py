@@ -16,6 +16,7 @@ import urllib.parse
 import uuid
 
 from . import errors as E
+from . import protobuf
 from . import rbac
 from . import resources as R
 from . import tables
@@ -423,6 +424,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
     # ---- resources ----
 
     def _json_body(self):
+        ctype = (self.headers.get("Content-Type") or "application/json").split(";")[0].strip()
+        if ctype == "application/vnd.kubernetes.protobuf" and self.body:
+            return protobuf.decode_body(self.body)
+        if self.body and ctype not in ("application/json", "*/*", "application/yaml") and \
+                not ctype.endswith("+json"):
+            raise E.APIError(415, "UnsupportedMediaType",
+                             f"the body of the request was in an unknown format - accepted media types include: "
+                             f"application/json, application/vnd.kubernetes.protobuf (some kinds)", {})
+        if ctype == "application/yaml" and self.body and self.body.lstrip()[:1] not in (b"{", b"["):
+            raise E.APIError(415, "UnsupportedMediaType", "this test server accepts JSON bodies only", {})
         try:
             return json.loads(self.body or b"null")
         except ValueError as e:
