@@ -317,6 +317,29 @@ data: {a: "1", b: "2"}
         self.assertNotEqual(p.returncode, 0)
         self.assertIn("spec: Forbidden: updates to statefulset spec for fields other than 'replicas'", p.stderr)
 
+    def test_unknown_fields_of_builtin_kinds(self):
+        bad = STS.replace("        image: percona/pbm:2", "        image: percona/pbm:2\n        imagePullPolicyy: Always")
+        p = self.k("apply", "-f", "-", input=bad.replace("  serviceName: rs0", "  serviceName: rs0\n  foo: 1"),
+                   check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('StatefulSet in version "v1" cannot be handled as a StatefulSet: strict decoding error: '
+                      'unknown field "spec.foo", unknown field "spec.template.spec.containers[1].imagePullPolicyy"',
+                      p.stderr)
+        code, cm, h = self.req("POST", "/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "u"}, "dta": {}})
+        self.assertEqual((code, h["Warning"]), (201, '299 - "unknown field \\"dta\\""'))
+
+    def test_typed_kubectl_commands(self):
+        # kubectl's typed commands send protobuf bodies
+        self.k("create", "secret", "generic", "pw", "--from-literal=password=s3")
+        self.k("create", "configmap", "cfg", "--from-literal=k=v")
+        self.k("create", "serviceaccount", "op")
+        self.k("create", "role", "r", "--verb=get", "--resource=pods")
+        self.k("create", "rolebinding", "rb", "--role=r", f"--serviceaccount={self.ns}:op")
+        self.assertEqual(self.k("get", "secret", "pw", "-o", "jsonpath={.data.password}").stdout, "czM=")
+        self.assertEqual(self.k("get", "rolebinding", "rb", "-o", "jsonpath={.subjects[0].name}").stdout, "op")
+        self.assertTrue(self.k("create", "token", "op").stdout.strip())
+        self.assertEqual(self.k("auth", "can-i", "get", "pods").stdout.strip(), "yes")
+
     def test_kubectl_refuses_invalid_cr(self):
         p = self.k("apply", "-f", BAD, check=False)
         self.assertNotEqual(p.returncode, 0)

@@ -15,6 +15,7 @@ import threading
 import uuid
 
 from . import errors as E
+from . import fields
 from . import patch as P
 from . import resources as R
 from . import schema as S
@@ -360,6 +361,8 @@ class Store:
         if rdef.crd is not None:
             S.prune(rdef.schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
                     obj, "", unknown, root=True)
+        elif fields.prune_unknown(rdef.group, rdef.plural, obj, unknown):
+            pass
         else:
             if rdef.top_fields is not None:
                 for k in list(obj):
