@@ -662,6 +662,35 @@ class TestSemantics(Shared):
             "metadata": {"name": "db-headless"}, "spec": {"clusterIP": "None", "selector": {"app": "mongo"}}})
         self.assertEqual(svc["spec"]["clusterIP"], "None")
 
+    def test_pod_binding_and_graceful_deletion(self):
+        pods = "/api/v1/namespaces/{ns}/pods"
+        spec = {"containers": [{"name": "c", "image": "i:1", "resources": {"requests": {"cpu": "1"}}}]}
+        code, p, _ = self.req("POST", pods, {"metadata": {"name": "p"}, "spec": spec})
+        self.assertEqual((p["status"]["phase"], p["status"]["qosClass"]), ("Pending", "Burstable"))
+        code, st, _ = self.req("PATCH", pods + "/p", {"spec": {"nodeName": "n1"}})
+        self.assertEqual(code, 422)  # pod spec is immutable; a scheduler binds instead
+        code, st, _ = self.req("POST", pods + "/p/binding", {"apiVersion": "v1", "kind": "Binding",
+                                                             "metadata": {"name": "p"},
+                                                             "target": {"kind": "Node", "name": "n1"}})
+        self.assertEqual(code, 201, st)
+        code, p, _ = self.req("GET", pods + "/p")
+        self.assertEqual(p["spec"]["nodeName"], "n1")
+        self.assertEqual([c["type"] for c in p["status"]["conditions"]], ["PodScheduled"])
+        code, st, _ = self.req("POST", pods + "/p/binding", {"target": {"kind": "Node", "name": "n2"}})
+        self.assertEqual((code, st["message"]), (409, 'Operation cannot be fulfilled on pods "p": pod p is already '
+                                                      'assigned to node "n1"'))
+        code, p, _ = self.req("DELETE", pods + "/p")  # on a node: graceful, waits for the kubelet
+        self.assertEqual((code, p["metadata"]["deletionGracePeriodSeconds"]), (200, 30))
+        self.assertEqual(self.req("GET", pods + "/p")[0], 200)
+        code, p, _ = self.req("DELETE", pods + "/p?gracePeriodSeconds=0")
+        self.assertEqual(self.req("GET", pods + "/p")[0], 404)
+        code, p, _ = self.req("POST", pods, {"metadata": {"name": "q"}, "spec": spec})
+        self.assertEqual(self.req("DELETE", pods + "/q")[0], 200)  # unscheduled: at once
+        self.assertEqual(self.req("GET", pods + "/q")[0], 404)
+        code, st, _ = self.req("POST", pods, {"metadata": {"name": "r"}, "spec": dict(spec, serviceAccountName="x")})
+        self.assertEqual((code, st["message"]), (403, 'pods "r" is forbidden: error looking up service account '
+                                                      f'{self.ns}/x: serviceaccount "x" not found'))
+
     def test_events_share_storage(self):
         ev = {"metadata": {"name": "e1"}, "regarding": {"kind": "Pod", "name": "p", "namespace": self.ns},
               "reason": "Started", "note": "hello", "type": "Normal", "action": "Start",
@@ -731,7 +760,7 @@ rules:
 - apiGroups: [""]
   resources: [secrets]
   resourceNames: [only-this]
-  verbs: [get]
+  verbs: [get, list, watch]
 - apiGroups: [psmdb.percona.com]
   resources: [perconaservermongodbbackups, perconaservermongodbbackups/status]
   verbs: ["*"]
@@ -750,6 +779,8 @@ roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: operator}
             self.assertEqual(ok("/apis/apps/v1/namespaces/ops/statefulsets"), 200)
             self.assertEqual(ok("/api/v1/namespaces/ops/secrets/only-this"), 404)  # allowed, absent
             self.assertEqual(ok("/api"), 200)  # discovery for every authenticated user
+            self.assertEqual(ok("/api/v1/namespaces/ops/secrets?fieldSelector=metadata.name%3Donly-this"), 200)
+            self.assertEqual(ok("/api/v1/namespaces/ops/secrets"), 403)
             code, st, _ = srv.request("GET", "/apis/apps/v1/namespaces/default/statefulsets", token=op)
             self.assertEqual((code, st["reason"]), (403, "Forbidden"))
             self.assertEqual(st["message"], 'statefulsets.apps is forbidden: User "system:serviceaccount:ops:operator"'

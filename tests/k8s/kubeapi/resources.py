@@ -61,6 +61,9 @@ class ResourceDef:
             if sub == "scale":
                 out.append({"name": f"{self.plural}/scale", "singularName": "", "namespaced": self.namespaced,
                             "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": SUB_VERBS})
+            elif sub == "binding":
+                out.append({"name": f"{self.plural}/binding", "singularName": "", "namespaced": True,
+                            "kind": "Binding", "verbs": ["create"]})
             elif sub == "token":
                 out.append({"name": f"{self.plural}/token", "singularName": "", "namespaced": self.namespaced,
                             "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest",
@@ -80,7 +83,7 @@ def _builtins():
         R("", "v1", "Namespace", "namespaces", namespaced=False, short_names=["ns"],
           subresources=["status", "finalize"], verbs=["create", "delete", "get", "list", "patch", "update", "watch"],
           top_fields=META_FIELDS + ["spec", "status"]),
-        R("", "v1", "Pod", "pods", short_names=["po"], categories=["all"], subresources=["status"],
+        R("", "v1", "Pod", "pods", short_names=["po"], categories=["all"], subresources=["status", "binding"],
           top_fields=META_FIELDS + ["spec", "status"]),
         R("", "v1", "Service", "services", short_names=["svc"], categories=["all"], subresources=["status"],
           verbs=["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
@@ -388,7 +391,7 @@ def initial_status(rdef, obj):
     """Status a freshly created object carries (status is not client-settable on create)."""
     p = rdef.plural
     if rdef.group == "" and p == "pods":
-        obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj.get("spec") or {})}
     elif rdef.group == "" and p == "persistentvolumeclaims":
         obj["status"] = {"phase": "Pending"}
     elif rdef.group == "" and p == "namespaces":
@@ -401,6 +404,23 @@ def initial_status(rdef, obj):
         obj["status"] = {"loadBalancer": {}}
     else:
         obj.pop("status", None)
+
+
+def qos_class(spec):
+    """v1.PodQOSClass from the containers' requests and limits."""
+    cs = [c for c in (spec.get("containers") or []) + (spec.get("initContainers") or []) if isinstance(c, dict)]
+    any_set, guaranteed = False, bool(cs)
+    for c in cs:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        if req or lim:
+            any_set = True
+        for r in ("cpu", "memory"):
+            if r not in lim or req.get(r, lim[r]) != lim[r]:
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
 
 
 # ---- validation of built-in kinds ----

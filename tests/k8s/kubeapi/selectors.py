@@ -145,11 +145,11 @@ def _field_value(obj, path):
     return str(cur)
 
 
-def parse_field_selector(s, group, plural):
+def parse_field_selector(s, group, plural, extra=()):
     reqs = []
     if not s:
         return reqs
-    allowed = ["metadata.name", "metadata.namespace"] + FIELD_SELECTABLE.get((group, plural), [])
+    allowed = ["metadata.name", "metadata.namespace"] + FIELD_SELECTABLE.get((group, plural), []) + list(extra)
     for part in s.split(","):
         part = part.strip()
         if not part:

@@ -5,6 +5,7 @@ import copy
 import hashlib
 import http.server
 import json
+import re
 import select
 import socket
 import ssl
@@ -292,7 +293,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
             verb = "patch"
         else:
             verb = "delete" if name else "deletecollection"
-        self._authorize(self._attrs(verb, group, resource, sub, name, ns if rdef.namespaced or
+        auth_name = name
+        if verb in ("list", "watch") and not name:
+            # A list or watch of one object by name is authorized against that name, as real.
+            reqs = [r.strip() for r in (self.query.get("fieldSelector") or "").split(",") if r.strip()]
+            named = [r.split("=")[-1] for r in reqs if re.fullmatch(r"metadata\.name==?[^=]*", r)]
+            if len(named) == 1:
+                auth_name = named[0]
+        self._authorize(self._attrs(verb, group, resource, sub, auth_name, ns if rdef.namespaced or
                                     resource == "namespaces" else "", version=version))
         if (group, resource) in R.VIRTUAL:
             return self._virtual(rdef, verb)
@@ -498,6 +506,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if verb == "create":
             if sub == "token" and rdef.plural == "serviceaccounts":
                 return self._token_request(ns, name)
+            if sub == "binding" and rdef.plural == "pods":
+                store.bind(rdef, ns, name, self._json_body())
+                return self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {},
+                                        "status": "Success", "code": 201})
             if name:
                 raise E.method_not_allowed()
             obj = store.create(rdef, ns, self._json_body(), self._validation(), self._dry_run(), self.warnings)

@@ -255,7 +255,7 @@ class Store:
 
     def list(self, rdef, ns, label_sel=None, field_sel=None, limit=0, cont=None):
         lreqs = SEL.parse_label_selector(label_sel)
-        freqs = SEL.parse_field_selector(field_sel, rdef.group, rdef.plural)
+        freqs = SEL.parse_field_selector(field_sel, rdef.group, rdef.plural, _selectable(rdef))
         start = None
         if cont:
             try:
@@ -287,7 +287,7 @@ class Store:
 
     def watch(self, rdef, ns, label_sel, field_sel, rv, send_initial=None):
         w = Watcher(rdef, ns, SEL.parse_label_selector(label_sel),
-                    SEL.parse_field_selector(field_sel, rdef.group, rdef.plural))
+                    SEL.parse_field_selector(field_sel, rdef.group, rdef.plural, _selectable(rdef)))
         with self.lock:
             fresh = rv in (None, "", "0")
             initial = fresh if send_initial is None else send_initial
@@ -659,6 +659,29 @@ class Store:
             return self.patch(rdef, ns, name, ctype, json.dumps(cfg).encode(), None, validation, dry_run,
                               warnings), False
 
+    # ---- pods/binding: how a scheduler puts a pod on a node ----
+
+    def bind(self, rdef, ns, name, binding):
+        target = (binding or {}).get("target") or {}
+        if not target.get("name"):
+            raise E.invalid_object("Binding", "", name, [E.required("target.name")])
+        with self.lock:
+            pod = self._get_raw(rdef, ns, name)
+            if pod["metadata"].get("deletionTimestamp"):
+                raise E.conflict(rdef.plural, "", name, "pod is being deleted, cannot be assigned to a host")
+            node = (pod.get("spec") or {}).get("nodeName")
+            if node:
+                raise E.conflict(rdef.plural, "", name, f'pod {name} is already assigned to node "{node}"')
+            new = copy.deepcopy(pod)
+            new["spec"]["nodeName"] = target["name"]
+            _set_condition(new, "PodScheduled", "True", None, None)
+            for c in new["status"]["conditions"]:
+                if c["type"] == "PodScheduled":
+                    c.pop("reason", None)
+                    c.pop("message", None)
+                    c["lastProbeTime"] = None
+            self._insert(rdef, new)
+
     # ---- scale ----
 
     def _scale_paths(self, rdef):
@@ -1012,6 +1035,13 @@ def _set_condition(obj, type_, status, reason, message):
             return
     conds.append({"type": type_, "status": status, "lastTransitionTime": now(), "reason": reason,
                   "message": message})
+
+
+def _selectable(rdef):
+    """A CRD version's selectableFields, usable in fieldSelector."""
+    if rdef.crd is None:
+        return ()
+    return [f.get("jsonPath", "").lstrip(".") for f in rdef.crd_version.get("selectableFields") or []]
 
 
 def _established(crd):
