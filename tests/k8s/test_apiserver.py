@@ -649,6 +649,38 @@ class TestSemantics(Shared):
         code, st, _ = self.srv.request("DELETE", "/api/v1/namespaces/default")
         self.assertEqual(code, 403)
 
+    def test_namespace_deletion_with_owners_and_crs(self):
+        ns = fresh_ns(self.srv)
+        code, owner, _ = self.srv.request("POST", BACKUPS.format(ns=ns), backup("o"))
+        for i in range(3):
+            self.srv.request("POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {
+                "name": f"d{i}", "ownerReferences": [{"apiVersion": "psmdb.percona.com/v1",
+                                                      "kind": "PerconaServerMongoDBBackup", "name": "o",
+                                                      "uid": owner["metadata"]["uid"]}]}})
+            self.srv.request("POST", BACKUPS.format(ns=ns), backup(f"b{i}"))
+        self.assertEqual(self.srv.request("DELETE", f"/api/v1/namespaces/{ns}")[0], 200)
+        self.assertEqual(self.srv.request("GET", f"/api/v1/namespaces/{ns}")[0], 404)
+
+    def test_cascading_policies(self):
+        code, owner, _ = self.req("POST", "/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "own"}})
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "own", "uid": owner["metadata"]["uid"]}
+        self.req("POST", "/api/v1/namespaces/{ns}/secrets", {"metadata": {"name": "kid", "ownerReferences": [ref]}})
+        code, o, _ = self.req("DELETE", "/api/v1/namespaces/{ns}/configmaps/own?propagationPolicy=Orphan")
+        self.assertEqual(self.req("GET", "/api/v1/namespaces/{ns}/configmaps/own")[0], 404)
+        code, kid, _ = self.req("GET", "/api/v1/namespaces/{ns}/secrets/kid")
+        self.assertEqual((code, kid["metadata"].get("ownerReferences")), (200, None))
+        code, owner, _ = self.req("POST", "/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "own2"}})
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "own2", "uid": owner["metadata"]["uid"]}
+        self.req("POST", "/api/v1/namespaces/{ns}/secrets", {"metadata": {"name": "kid2", "ownerReferences": [ref],
+                                                                        "finalizers": ["t/hold"]}})
+        code, o, _ = self.req("DELETE", "/api/v1/namespaces/{ns}/configmaps/own2",
+                              {"propagationPolicy": "Foreground"}, ctype="application/json")
+        self.assertEqual(o["metadata"]["finalizers"], ["foregroundDeletion"])
+        self.assertEqual(self.req("GET", "/api/v1/namespaces/{ns}/configmaps/own2")[0], 200)  # waits for kid2
+        self.req("PATCH", "/api/v1/namespaces/{ns}/secrets/kid2", {"metadata": {"finalizers": None}})
+        self.assertEqual(self.req("GET", "/api/v1/namespaces/{ns}/secrets/kid2")[0], 404)
+        self.assertEqual(self.req("GET", "/api/v1/namespaces/{ns}/configmaps/own2")[0], 404)
+
     def test_scale_and_service_defaults(self):
         self.k("apply", "-f", "-", input=STS)
         self.k("scale", "sts/rs0", "--replicas=5")
@@ -701,6 +733,36 @@ class TestSemantics(Shared):
         self.assertEqual((core["message"], core["involvedObject"]["name"]), ("hello", "p"))
         code, lst, _ = self.req("GET", "/api/v1/namespaces/{ns}/events?fieldSelector=involvedObject.name%3Dp")
         self.assertEqual(len(lst["items"]), 1)
+
+
+class TestCRDLifecycle(unittest.TestCase):
+    def test_crd_deletion_removes_resources_then_itself(self):
+        with APIServer() as srv:
+            install_crd(srv)
+            path = BACKUPS.format(ns="default")
+            for i in range(3):
+                srv.request("POST", path, backup(f"b{i}"))
+            srv.request("POST", path, dict(backup("held"), metadata={"name": "held", "finalizers": ["t/x"]}))
+            out = srv.kubectl("delete", "crd", "perconaservermongodbbackups.psmdb.percona.com", "--wait=false").stdout
+            self.assertIn("deleted", out)
+            code, crd, _ = srv.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                                              "perconaservermongodbbackups.psmdb.percona.com")
+            self.assertEqual(code, 200)
+            self.assertIn("Terminating", [c["type"] for c in crd["status"]["conditions"]])
+            code, lst, _ = srv.request("GET", path)
+            self.assertEqual([i["metadata"]["name"] for i in lst["items"]], ["held"])
+            code, st, _ = srv.request("POST", path, backup("new"))
+            self.assertEqual((code, st["reason"]), (405, "MethodNotAllowed"))
+            srv.request("PATCH", path + "/held", {"metadata": {"finalizers": None}})
+            self.assertEqual(srv.request("GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
+                                                "perconaservermongodbbackups.psmdb.percona.com")[0], 404)
+            code, groups, _ = srv.request("GET", "/apis")
+            self.assertNotIn("psmdb.percona.com", [g["name"] for g in groups["groups"]])
+            self.assertEqual(srv.request("GET", path)[0], 404)
+            # and it can come back
+            install_crd(srv)
+            self.assertEqual(srv.request("POST", path, backup("again"))[0], 201)
+            self.assertIn("unchanged", srv.kubectl("apply", "-f", CRD).stdout)
 
 
 class TestSecurity(unittest.TestCase):

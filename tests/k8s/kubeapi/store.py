@@ -920,11 +920,8 @@ class Store:
         for dkey, dep in deps:
             rdef = self._rdef_for_key(dkey)
             if rdef is not None and not dep["metadata"].get("deletionTimestamp"):
-                try:
-                    self.delete(rdef, dep["metadata"].get("namespace", ""), dep["metadata"]["name"],
-                                {"propagationPolicy": "Foreground"})
-                except E.APIError:
-                    pass
+                self._delete_quietly(rdef, dep["metadata"].get("namespace", ""), dep["metadata"]["name"],
+                                     {"propagationPolicy": "Foreground"})
         if not self._dependents(uid):
             self._drop_finalizer(owner, "foregroundDeletion")
 
@@ -956,13 +953,11 @@ class Store:
                 if rdef is None or not rdef.namespaced:
                     continue
                 for k, o in list(self.data[key].items()):
-                    if k[0] != ns:
-                        continue
-                    left = True
-                    if not o["metadata"].get("deletionTimestamp"):
-                        self.delete(rdef, ns, k[1], {"gracePeriodSeconds": 0})
-                    elif rdef.plural == "pods" and not o["metadata"].get("finalizers"):
-                        self.delete(rdef, ns, k[1], {"gracePeriodSeconds": 0})
+                    if k[0] != ns or self.data[key].get(k) is not o:
+                        continue  # elsewhere, or already collected along with its owner
+                    if not o["metadata"].get("deletionTimestamp") or (
+                            rdef.plural == "pods" and not o["metadata"].get("finalizers")):
+                        self._delete_quietly(rdef, ns, k[1], {"gracePeriodSeconds": 0})
             left = any(k[0] == ns for key in self.data if key != NS_KEY for k in self.data[key]
                        if (self._rdef_for_key(key) or R.builtin("", "namespaces")).namespaced)
             nso = self.data[NS_KEY].get(("", ns))
@@ -974,6 +969,14 @@ class Store:
                     self._remove(NS_KEY, stored)
         finally:
             self._ns_busy = None
+
+    def _delete_quietly(self, rdef, ns, name, options=None):
+        """A delete by a built-in controller: an object already gone is fine."""
+        try:
+            self.delete(rdef, ns, name, options)
+        except E.APIError as e:
+            if e.code != 404:
+                raise
 
     def _crd_terminating(self, rdef):
         crd = self.data[CRD_KEY].get(("", rdef.crd["metadata"]["name"]))
@@ -987,8 +990,8 @@ class Store:
             return
         rdef = defs[0]
         for k, o in list(self.data[key].items()):
-            if not o["metadata"].get("deletionTimestamp"):
-                self.delete(rdef, k[0], k[1])
+            if self.data[key].get(k) is o and not o["metadata"].get("deletionTimestamp"):
+                self._delete_quietly(rdef, k[0], k[1])
         if not self.data[key]:
             cur = self.data[CRD_KEY].get(("", crd["metadata"]["name"]))
             if cur is not None:
