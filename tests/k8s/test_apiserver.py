@@ -461,6 +461,11 @@ class TestSemantics(Shared):
         self.assertEqual(st["message"], 'Operation cannot be fulfilled on perconaservermongodbbackups.psmdb.percona'
                                         '.com "cf": the object has been modified; please apply your changes to '
                                         'the latest version and try again')
+        del b["metadata"]["resourceVersion"]  # custom resources allow no unconditional update
+        code, st, _ = self.req("PUT", BACKUPS + "/cf", b)
+        self.assertEqual((code, st["message"]), (422, 'perconaservermongodbbackups.psmdb.percona.com "cf" is invalid: '
+                                                      'metadata.resourceVersion: Invalid value: 0x0: must be '
+                                                      'specified for an update'))
 
     def test_patch_types(self):
         dep = {"metadata": {"name": "d", "labels": {"a": "1"}},

@@ -114,8 +114,14 @@ _TYPE_TEXT = {
 OMIT = object()
 
 
+class Raw(str):
+    """A bad value printed as is (Go's %#v of a non-string)."""
+
+
 def go_value(v):
     """How field.Error prints a bad value (%v for scalars, %q for strings)."""
+    if isinstance(v, Raw):
+        return str(v)
     if v is None:
         return '"null"'
     if isinstance(v, bool):

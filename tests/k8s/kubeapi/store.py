@@ -552,6 +552,10 @@ class Store:
         omd = old["metadata"]
         name = omd["name"]
         rv = md.get("resourceVersion")
+        if not rv and (rdef.crd is not None or rdef.storage == CRD_KEY):
+            # Custom resources and CRDs do not allow unconditional updates (AllowUnconditionalUpdate false).
+            raise E.invalid_object(rdef.plural, rdef.group, name, [E.invalid(
+                "metadata.resourceVersion", E.Raw("0x0"), "must be specified for an update")])
         if rv and rv != omd["resourceVersion"]:
             raise E.conflict(rdef.plural, rdef.group, name, E.MODIFIED)
         if md.get("uid") and md["uid"] != omd["uid"]:
