@@ -135,9 +135,13 @@ class TestDiscovery(Shared):
         self.assertEqual(code, 200)
         self.assertIn("com.percona.psmdb.v1.PerconaServerMongoDBBackup", doc["components"]["schemas"])
 
-    def test_unknown_resource_is_404(self):
+    def test_unknown_resource_is_404_and_wrong_method_405(self):
         code, st, _ = self.req("GET", "/api/v1/namespaces/{ns}/widgets")
         self.assertEqual((code, st["reason"]), (404, "NotFound"))
+        for method, path in (("PUT", "/api/v1/namespaces/{ns}/configmaps"), ("DELETE", "/api/v1/namespaces"),
+                             ("POST", "/api/v1/namespaces/{ns}/configmaps/x")):
+            code, st, _ = self.req(method, path, {"metadata": {"name": "x"}})
+            self.assertEqual((code, st["reason"]), (405, "MethodNotAllowed"), (method, path))
 
 
 class TestCRD(Shared):
@@ -253,6 +257,10 @@ class TestCRD(Shared):
         self.assertEqual((code, b2["status"]["state"], b2["metadata"]["generation"]), (200, "ready", 2))
         code, st, _ = self.req("PUT", BACKUPS + "/s1/status", dict(b, status={"state": 5}))
         self.assertEqual(code, 409)  # stale resourceVersion applies to status writes too
+        code, st, _ = self.req("PATCH", BACKUPS + "/s1/status?fieldValidation=Strict", {"status": {"sise": "1"}})
+        self.assertEqual((code, st["message"]), (400, 'PerconaServerMongoDBBackup in version "v1" cannot be handled '
+                                                      'as a PerconaServerMongoDBBackup: strict decoding error: '
+                                                      'unknown field "status.sise"'))
         code, st, _ = self.req("PATCH", BACKUPS + "/s1/status", {"status": {"completed": "yesterday"}})
         self.assertEqual(code, 422)
         self.assertIn('status.completed: Invalid value: "yesterday": status.completed in body must be of type '

@@ -293,13 +293,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             verb = "patch"
         else:
             verb = "delete" if name else "deletecollection"
+        if (m in ("PUT", "PATCH") and not name) or (not sub and verb not in rdef.verbs and
+                                                   (group, resource) not in R.VIRTUAL):
+            raise E.method_not_allowed()
         auth_name = name
         if verb in ("list", "watch") and not name:
             # A list or watch of one object by name is authorized against that name, as real.
             reqs = [r.strip() for r in (self.query.get("fieldSelector") or "").split(",") if r.strip()]
             named = [r.split("=")[-1] for r in reqs if re.fullmatch(r"metadata\.name==?[^=]*", r)]
             if len(named) == 1:
-                auth_name = named[0]
+                if (m in ("PUT", "PATCH") and not name) or (not sub and verb not in rdef.verbs and
+                                                   (group, resource) not in R.VIRTUAL):
+            raise E.method_not_allowed()
+        auth_name = named[0]
         self._authorize(self._attrs(verb, group, resource, sub, auth_name, ns if rdef.namespaced or
                                     resource == "namespaces" else "", version=version))
         if (group, resource) in R.VIRTUAL:

@@ -539,7 +539,7 @@ class Store:
             if subresource == "scale":
                 return self._update_scale(rdef, old, body, dry_run)
             obj = self._decode(rdef, body, ns if rdef.namespaced else "", name,
-                               validation if subresource is None else "Ignore", warnings, "update")
+                               validation, warnings, "update")
             md = obj["metadata"]
             if md.get("name", name) != name:
                 raise E.bad_request(f"the name of the object ({md.get('name')}) does not match the name on the "
@@ -633,10 +633,7 @@ class Store:
             new = P.apply(cur, body, ctype, rdef.kind, rdef.crd is not None)
             if not isinstance(new, dict):
                 raise E.bad_request("the patch did not produce an object")
-            if subresource == "status":
-                obj = self._decode(rdef, new, ns if rdef.namespaced else "", name, "Ignore", warnings, "patch")
-            else:
-                obj = self._decode(rdef, new, ns if rdef.namespaced else "", name, validation, warnings, "patch")
+            obj = self._decode(rdef, new, ns if rdef.namespaced else "", name, validation, warnings, "patch")
             md = obj["metadata"]
             if md.get("name") != name:
                 raise E.bad_request(f"the name of the object ({md.get('name')}) does not match the name on the "
