@@ -68,8 +68,11 @@ class APIServer:
             if self.proc.poll() is not None:
                 break
             time.sleep(0.02)
+        self.log.close()
+        with open(os.path.join(self.tmp, "apiserver.log")) as f:
+            text = f.read()
         self.stop()
-        raise RuntimeError("apiserver did not start: " + open(os.path.join(self.tmp, "apiserver.log")).read())
+        raise RuntimeError("apiserver did not start: " + text)
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -79,7 +82,7 @@ class APIServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if getattr(self, "log", None):
+        if getattr(self, "log", None) and not self.log.closed:
             self.log.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 

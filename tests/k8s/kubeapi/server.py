@@ -302,10 +302,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             reqs = [r.strip() for r in (self.query.get("fieldSelector") or "").split(",") if r.strip()]
             named = [r.split("=")[-1] for r in reqs if re.fullmatch(r"metadata\.name==?[^=]*", r)]
             if len(named) == 1:
-                if (m in ("PUT", "PATCH") and not name) or (not sub and verb not in rdef.verbs and
-                                                   (group, resource) not in R.VIRTUAL):
-            raise E.method_not_allowed()
-        auth_name = named[0]
+                auth_name = named[0]
         self._authorize(self._attrs(verb, group, resource, sub, auth_name, ns if rdef.namespaced or
                                     resource == "namespaces" else "", version=version))
         if (group, resource) in R.VIRTUAL:
