@@ -6,7 +6,6 @@ Run from tests/k8s: /usr/bin/python3 -m unittest -v test_apiserver
 import itertools
 import json
 import os
-import re
 import threading
 import time
 import unittest
@@ -327,8 +326,8 @@ data: {a: "1", b: "2"}
 
     def test_unknown_fields_of_builtin_kinds(self):
         bad = STS.replace("        image: percona/pbm:2", "        image: percona/pbm:2\n        imagePullPolicyy: Always")
-        p = self.k("apply", "-f", "-", input=bad.replace("  serviceName: rs0", "  serviceName: rs0\n  foo: 1"),
-                   check=False)
+        bad = bad.replace("  serviceName: rs0", "  serviceName: rs0\n  foo: 1")
+        p = self.k("apply", "-f", "-", input=bad, check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn('StatefulSet in version "v1" cannot be handled as a StatefulSet: strict decoding error: '
                       'unknown field "spec.foo", unknown field "spec.template.spec.containers[1].imagePullPolicyy"',

@@ -4,7 +4,6 @@ that an operator is likely to run into."""
 import base64
 import binascii
 import copy
-import json
 import re
 
 from . import errors as E

@@ -25,7 +25,7 @@ def _split_top(s):
 
 
 def _bad(sel, why):
-    return E.bad_request(f"unable to parse requirement: {why}" if why else f"couldn't parse the selector string \"{sel}\"")
+    return E.bad_request(f"unable to parse requirement: {why}")
 
 
 def parse_label_selector(s):

@@ -44,7 +44,6 @@ class Config:
 
 def _version_key(v):
     """Kubernetes version priority: GA > beta > alpha > other, higher numbers first."""
-    import re
     m = re.fullmatch(r"v(\d+)(?:(alpha|beta)(\d+))?", v)
     if not m:
         return (3, 0, 0, v)

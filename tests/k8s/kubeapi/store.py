@@ -654,7 +654,6 @@ class Store:
             if (ns if rdef.namespaced else "", name) not in self.data[rdef.storage]:
                 cfg.setdefault("metadata", {})["name"] = name
                 return self.create(rdef, ns, cfg, validation, dry_run, warnings), True
-            kind = rdef.kind
             ctype = ("application/merge-patch+json" if rdef.crd is not None
                      else "application/strategic-merge-patch+json")
             return self.patch(rdef, ns, name, ctype, json.dumps(cfg).encode(), None, validation, dry_run,
