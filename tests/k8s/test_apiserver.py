@@ -217,6 +217,23 @@ class TestCRD(Shared):
         self.assertEqual(code, 201, ok)
         self.assertEqual(ok["spec"]["options"], {"any": {"thing": 1}})
 
+    def test_schema_may_restrict_name(self):
+        crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+               "metadata": {"name": "things.example.com"},
+               "spec": {"group": "example.com", "scope": "Cluster", "names": {"kind": "Thing", "plural": "things"},
+                        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {
+                            "openAPIV3Schema": {"type": "object", "properties": {
+                                "metadata": {"type": "object", "properties": {"name": {"type": "string",
+                                                                                       "maxLength": 5}}}}}}}]}}
+        code, st, _ = self.req("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+        self.assertEqual(code, 201, st)
+        thing = {"apiVersion": "example.com/v1", "kind": "Thing", "metadata": {"name": "toolong"}}
+        code, st, _ = self.req("POST", "/apis/example.com/v1/things", thing)
+        self.assertEqual((code, st["message"]), (422, 'Thing.example.com "toolong" is invalid: metadata.name: Too '
+                                                      'long: may not be more than 5 bytes'))
+        thing["metadata"]["name"] = "ok"
+        self.assertEqual(self.req("POST", "/apis/example.com/v1/things", thing)[0], 201)
+
     def test_field_validation_and_pruning(self):
         body = backup("fv", foo=1)
         body["spec"]["labels"] = {"x": "y"}
@@ -775,6 +792,58 @@ class TestCRDLifecycle(unittest.TestCase):
             install_crd(srv)
             self.assertEqual(srv.request("POST", path, backup("again"))[0], 201)
             self.assertIn("unchanged", srv.kubectl("apply", "-f", CRD).stdout)
+
+
+class TestTransport(Shared):
+    def test_keep_alive_across_errors_and_watches(self):
+        conn = self.srv.connection()
+        try:
+            for method, path, body, want in (
+                    ("GET", f"/api/v1/namespaces/{self.ns}/configmaps/none", None, 404),
+                    ("POST", f"/api/v1/namespaces/{self.ns}/configmaps", {"metadata": {"name": "k"}}, 201),
+                    ("POST", f"/api/v1/namespaces/{self.ns}/configmaps", {"metadata": {"name": "k"}}, 409),
+                    ("GET", f"/api/v1/namespaces/{self.ns}/configmaps?watch=1&timeoutSeconds=1", None, 200),
+                    ("GET", "/version", None, 200)):
+                conn.request(method, path, body=json.dumps(body) if body else None,
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                data = resp.read()  # a watch ends after timeoutSeconds with the last chunk
+                self.assertEqual(resp.status, want, data)
+                self.assertFalse(resp.will_close)
+        finally:
+            conn.close()
+
+    def test_concurrent_writers_and_watchers_see_one_order(self):
+        code, lst, _ = self.req("GET", "/api/v1/namespaces/{ns}/configmaps")
+        rv0 = lst["metadata"]["resourceVersion"]
+        seen = [[], []]
+
+        def watch(i):
+            conn, resp = self.srv.watch(f"/api/v1/namespaces/{self.ns}/configmaps?watch=1&resourceVersion={rv0}",
+                                        timeout=20)
+            while len(seen[i]) < 4 * 20 * 2:
+                e = self.srv.next_event(resp)
+                if e is None:
+                    break
+                seen[i].append((e["type"], e["object"]["metadata"]["name"],
+                                int(e["object"]["metadata"]["resourceVersion"])))
+            conn.close()
+
+        def write(t):
+            for i in range(20):
+                self.req("POST", "/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": f"c{t}-{i}"}})
+                self.req("PATCH", f"/api/v1/namespaces/{{ns}}/configmaps/c{t}-{i}", {"data": {"v": "1"}})
+
+        ws = [threading.Thread(target=watch, args=(i,)) for i in range(2)]
+        wr = [threading.Thread(target=write, args=(t,)) for t in range(4)]
+        for t in ws + wr:
+            t.start()
+        for t in ws + wr:
+            t.join(30)
+        self.assertEqual(len(seen[0]), 160)
+        self.assertEqual(seen[0], seen[1])
+        rvs = [e[2] for e in seen[0]]
+        self.assertEqual(rvs, sorted(set(rvs)))
 
 
 class TestSecurity(unittest.TestCase):

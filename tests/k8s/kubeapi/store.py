@@ -412,6 +412,11 @@ class Store:
             else:
                 sub.pop("required", None)
             errs += S.validate(sub, body, "")
+            # The schema may restrict metadata.name and metadata.generateName (and nothing else there).
+            mprops = ((sch.get("properties") or {}).get("metadata") or {}).get("properties") or {}
+            for f in ("name", "generateName"):
+                if f in mprops and md.get(f) is not None:
+                    errs += S.validate(mprops[f], md[f], f"metadata.{f}")
         elif rdef.storage == CRD_KEY:
             errs += S.validate_crd(obj, old)
         else:
