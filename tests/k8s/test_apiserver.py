@@ -460,6 +460,24 @@ class TestSemantics(Shared):
         self.assertEqual((code, st["message"]), (400, "the name of the object (zzz) does not match the name on "
                                                       "the URL (a)"))
 
+    def test_secret_and_configmap_rules(self):
+        code, st, _ = self.req("POST", "/api/v1/namespaces/{ns}/secrets", {"metadata": {"name": "tls"},
+                                                                          "type": "kubernetes.io/tls",
+                                                                          "data": {"tls.crt": "eA=="}})
+        self.assertEqual((code, st["message"]), (422, 'Secret "tls" is invalid: data[tls.key]: Required value'))
+        code, st, _ = self.req("POST", "/api/v1/namespaces/{ns}/secrets", {"metadata": {"name": "b64"},
+                                                                          "data": {"k": "not base64!"}})
+        self.assertEqual((code, st["reason"]), (400, "BadRequest"))
+        self.assertIn("illegal base64 data at input byte 3", st["message"])
+        code, st, _ = self.req("POST", "/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "big"},
+                                                                             "data": {"k": "x" * (1 << 20)}})
+        self.assertEqual(code, 422)
+        code, cm, _ = self.req("POST", "/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "imm"},
+                                                                             "data": {"k": "v"}, "immutable": True})
+        code, st, _ = self.req("PATCH", "/api/v1/namespaces/{ns}/configmaps/imm", {"data": {"k": "w"}})
+        self.assertEqual((code, st["message"]), (422, 'ConfigMap "imm" is invalid: data: Forbidden: field is '
+                                                      'immutable when `immutable` is set'))
+
     def test_conflict_on_stale_update(self):
         code, cm, _ = self.req("POST", "/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "c"},
                                                                              "data": {"v": "1"}})

@@ -562,6 +562,24 @@ def validate(rdef, obj, old):
                 errs.append(E.invalid("spec.clusterIPs[0]", spec.get("clusterIPs", []),
                                       "may not change once set"))
     elif g == "" and p in ("secrets", "configmaps"):
+        data = obj.get("data") or {}
+        size = sum(len(k) + len(v) for k, v in data.items() if isinstance(v, str))
+        if p == "secrets":
+            size = sum(len(k) + len(v) * 3 // 4 for k, v in data.items() if isinstance(v, str))
+            need = {"kubernetes.io/tls": ["tls.crt", "tls.key"],
+                    "kubernetes.io/dockerconfigjson": [".dockerconfigjson"],
+                    "kubernetes.io/dockercfg": [".dockercfg"],
+                    "kubernetes.io/ssh-auth": ["ssh-privatekey"]}.get(obj.get("type"), [])
+            for k in need:
+                if k not in data:
+                    errs.append(E.required(f"data[{k}]"))
+            if obj.get("type") == "kubernetes.io/service-account-token" and not (
+                    (obj["metadata"].get("annotations") or {}).get("kubernetes.io/service-account.name")):
+                errs.append(E.required("metadata.annotations[kubernetes.io/service-account.name]"))
+        else:
+            size += sum(len(k) + len(v) * 3 // 4 for k, v in (obj.get("binaryData") or {}).items())
+        if size > 1024 * 1024:
+            errs.append(E.too_long("data" if p == "secrets" else "[]", 1024 * 1024))
         for fld in ("data", "binaryData", "stringData"):
             for k in (obj.get(fld) or {}):
                 if not CONFIG_KEY.match(k):

@@ -700,7 +700,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if not r:
                 return False
             if isinstance(self.connection, ssl.SSLSocket):
-                return self.connection.pending() == 0 and self.connection.recv(1) == b""
+                # No MSG_PEEK on TLS sockets: a non-blocking read tells EOF from "nothing yet".
+                # (A client sends nothing else while it reads a watch.)
+                saved = self.connection.gettimeout()
+                self.connection.settimeout(0)
+                try:
+                    return self.connection.recv(1) == b""
+                except (ssl.SSLWantReadError, BlockingIOError):
+                    return False
+                finally:
+                    self.connection.settimeout(saved)
             return self.connection.recv(1, socket.MSG_PEEK) == b""
         except (OSError, ValueError, ssl.SSLError):
             return True
