@@ -349,6 +349,14 @@ data: {a: "1", b: "2"}
         self.assertIn('StatefulSet in version "v1" cannot be handled as a StatefulSet: strict decoding error: '
                       'unknown field "spec.foo", unknown field "spec.template.spec.containers[1].imagePullPolicyy"',
                       p.stderr)
+        p = self.k("apply", "-f", "-", input=STS.replace('value: "1"', "value: 1"), check=False)
+        self.assertIn('StatefulSet in version "v1" cannot be handled as a StatefulSet: json: cannot unmarshal number '
+                      'into Go struct field EnvVar.spec.template.spec.containers.env.value of type string', p.stderr)
+        code, st, _ = self.req("POST", "/api/v1/namespaces/{ns}/services?fieldValidation=Ignore", {
+            "metadata": {"name": "s"}, "spec": {"ports": [{"port": "80"}]}})
+        self.assertEqual((code, st["message"]), (400, 'Service in version "v1" cannot be handled as a Service: json: '
+                                                      'cannot unmarshal string into Go struct field '
+                                                      'ServicePort.spec.ports.port of type int32'))
         code, cm, h = self.req("POST", "/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "u"}, "dta": {}})
         self.assertEqual((code, h["Warning"]), (201, '299 - "unknown field \\"dta\\""'))
 

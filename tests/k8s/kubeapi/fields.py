@@ -173,3 +173,149 @@ def prune_unknown(group, plural, obj, unknown):
         return False
     _walk(desc, obj, "", unknown)
     return True
+
+
+# ---- value types ----
+# Go types of scalar fields, so that a value of the wrong JSON type is refused the way
+# encoding/json refuses it (`value: 1` for an env var, `containerPort: "80"`), whatever
+# fieldValidation says. Struct names are the Go ones, as in the real message.
+
+_I32, _I64, _S, _B, _IS = "int32", "int64", "string", "bool", "intstr.IntOrString"
+_MSS, _SS = "map[string]string", "[]string"
+TYPES = {
+    "ObjectMeta": {"name": _S, "generateName": _S, "namespace": _S, "labels": _MSS, "annotations": _MSS,
+                   "finalizers": _SS},
+    "PodSpec": {"restartPolicy": _S, "terminationGracePeriodSeconds": _I64, "activeDeadlineSeconds": _I64,
+                "dnsPolicy": _S, "nodeSelector": _MSS, "serviceAccountName": _S, "serviceAccount": _S,
+                "automountServiceAccountToken": _B, "nodeName": _S, "hostNetwork": _B, "hostPID": _B, "hostIPC": _B,
+                "shareProcessNamespace": _B, "hostname": _S, "subdomain": _S, "schedulerName": _S,
+                "priorityClassName": _S, "enableServiceLinks": _B},
+    "Container": {"name": _S, "image": _S, "command": _SS, "args": _SS, "workingDir": _S,
+                  "terminationMessagePath": _S, "terminationMessagePolicy": _S, "imagePullPolicy": _S,
+                  "stdin": _B, "tty": _B},
+    "ContainerPort": {"name": _S, "hostPort": _I32, "containerPort": _I32, "protocol": _S, "hostIP": _S},
+    "EnvVar": {"name": _S, "value": _S},
+    "VolumeMount": {"name": _S, "readOnly": _B, "mountPath": _S, "subPath": _S},
+    "Volume": {"name": _S},
+    "SecretVolumeSource": {"secretName": _S, "defaultMode": _I32, "optional": _B},
+    "ConfigMapVolumeSource": {"name": _S, "defaultMode": _I32, "optional": _B},
+    "KeyToPath": {"key": _S, "path": _S, "mode": _I32},
+    "PersistentVolumeClaimVolumeSource": {"claimName": _S, "readOnly": _B},
+    "Probe": {"initialDelaySeconds": _I32, "timeoutSeconds": _I32, "periodSeconds": _I32,
+              "successThreshold": _I32, "failureThreshold": _I32, "terminationGracePeriodSeconds": _I64},
+    "ExecAction": {"command": _SS},
+    "HTTPGetAction": {"path": _S, "port": _IS, "host": _S, "scheme": _S},
+    "TCPSocketAction": {"port": _IS, "host": _S},
+    "SecurityContext": {"privileged": _B, "runAsUser": _I64, "runAsGroup": _I64, "runAsNonRoot": _B,
+                        "readOnlyRootFilesystem": _B, "allowPrivilegeEscalation": _B},
+    "PodSecurityContext": {"runAsUser": _I64, "runAsGroup": _I64, "runAsNonRoot": _B, "fsGroup": _I64},
+    "Toleration": {"key": _S, "operator": _S, "value": _S, "effect": _S, "tolerationSeconds": _I64},
+    "LabelSelector": {"matchLabels": _MSS},
+    "LabelSelectorRequirement": {"key": _S, "operator": _S, "values": _SS},
+    "StatefulSetSpec": {"replicas": _I32, "serviceName": _S, "podManagementPolicy": _S,
+                        "revisionHistoryLimit": _I32, "minReadySeconds": _I32},
+    "RollingUpdateStatefulSetStrategy": {"partition": _I32, "maxUnavailable": _IS},
+    "DeploymentSpec": {"replicas": _I32, "minReadySeconds": _I32, "revisionHistoryLimit": _I32, "paused": _B,
+                       "progressDeadlineSeconds": _I32},
+    "RollingUpdateDeployment": {"maxUnavailable": _IS, "maxSurge": _IS},
+    "JobSpec": {"parallelism": _I32, "completions": _I32, "activeDeadlineSeconds": _I64, "backoffLimit": _I32,
+                "ttlSecondsAfterFinished": _I32, "suspend": _B},
+    "CronJobSpec": {"schedule": _S, "timeZone": _S, "startingDeadlineSeconds": _I64, "concurrencyPolicy": _S,
+                    "suspend": _B, "successfulJobsHistoryLimit": _I32, "failedJobsHistoryLimit": _I32},
+    "PodDisruptionBudgetSpec": {"minAvailable": _IS, "maxUnavailable": _IS},
+    "ServiceSpec": {"selector": _MSS, "clusterIP": _S, "type": _S, "sessionAffinity": _S, "externalName": _S,
+                    "publishNotReadyAddresses": _B},
+    "ServicePort": {"name": _S, "protocol": _S, "port": _I32, "targetPort": _IS, "nodePort": _I32},
+    "PolicyRule": {"verbs": _SS, "apiGroups": _SS, "resources": _SS, "resourceNames": _SS, "nonResourceURLs": _SS},
+    "Subject": {"kind": _S, "apiGroup": _S, "name": _S, "namespace": _S},
+    "RoleRef": {"apiGroup": _S, "kind": _S, "name": _S},
+    "LeaseSpec": {"holderIdentity": _S, "leaseDurationSeconds": _I32, "leaseTransitions": _I32},
+    "ConfigMap": {"data": _MSS, "immutable": _B},
+    "Secret": {"type": _S, "stringData": _MSS, "immutable": _B},
+}
+
+
+def _json_type(v):
+    if isinstance(v, bool):
+        return "bool"
+    if isinstance(v, float) and not v.is_integer():
+        return f"number {v}"
+    if isinstance(v, (int, float)):
+        return "number"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def _complaint(v, go):
+    """(JSON type found, Go type wanted) when encoding/json would refuse v for Go type go, else None."""
+    if v is None:  # null is the zero value of anything
+        return None
+    if go in (_MSS, _SS):
+        if not isinstance(v, dict if go == _MSS else list):
+            return _json_type(v), go
+        for x in (v.values() if isinstance(v, dict) else v):
+            if x is not None and not isinstance(x, str):
+                return _json_type(x), _S
+        return None
+    if go == _S:
+        ok = isinstance(v, str)
+    elif go == _B:
+        ok = isinstance(v, bool)
+    elif go in (_I32, _I64):
+        ok = not isinstance(v, bool) and (isinstance(v, int) or (isinstance(v, float) and v.is_integer()))
+    else:  # int or string
+        ok = isinstance(v, (int, str)) and not isinstance(v, bool)
+    return None if ok else (_json_type(v), go)
+
+
+def _check(gostruct, types, value, path):
+    for k, v in value.items():
+        go = types.get(gostruct, {}).get(k)
+        c = _complaint(v, go) if go else None
+        if c:
+            p = f"{path}.{k}" if path else k
+            return f"json: cannot unmarshal {c[0]} into Go struct field {gostruct}.{p} of type {c[1]}"
+    return None
+
+
+def _types(gostruct, sname, value, path):
+    if not isinstance(value, dict):
+        return None
+    err = _check(gostruct, TYPES, value, path)
+    if err:
+        return err
+    for k, v in value.items():
+        t = (STRUCTS.get(sname) or {}).get(k)
+        if not t or t[0] not in STRUCTS:
+            continue
+        items = v if (t[1] and isinstance(v, list)) else [v]
+        for item in items:
+            err = _types(_GO_NAMES.get(t[0], t[0]), t[0], item, f"{path}.{k}")
+            if err:
+                return err
+    return None
+
+
+_GO_NAMES = {"PVC": "PersistentVolumeClaim", "PVCSpec": "PersistentVolumeClaimSpec",
+             "VolumeResources": "VolumeResourceRequirements",
+             "PVCRetentionPolicy": "StatefulSetPersistentVolumeClaimRetentionPolicy"}
+
+
+def type_error(group, plural, kind, obj):
+    """The first value of the wrong JSON type in a built-in object, as the real decoder reports it."""
+    desc = KINDS.get((group, plural))
+    if desc is None or not isinstance(obj, dict):
+        return None
+    err = _check(kind, TYPES, obj, "")
+    if err:
+        return err
+    for k, v in obj.items():
+        t = desc.get(k)
+        if t and t[0] in STRUCTS:
+            err = _types(_GO_NAMES.get(t[0], t[0]), t[0], v, k)
+            if err:
+                return err
+    return None

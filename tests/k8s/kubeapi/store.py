@@ -357,6 +357,11 @@ class Store:
             raise E.bad_request(f"{rdef.kind} in version \"{rdef.version}\" cannot be handled as a "
                                 f"{rdef.kind}: json: cannot unmarshal {type(md).__name__} into Go struct field "
                                 f"{rdef.kind}.metadata of type v1.ObjectMeta")
+        if rdef.crd is None:
+            bad = fields.type_error(rdef.group, rdef.plural, rdef.kind, obj)
+            if bad:
+                raise E.bad_request(f'{rdef.kind} in version "{rdef.version}" cannot be handled as a '
+                                    f'{rdef.kind}: {bad}')
         unknown = []
         if rdef.crd is not None:
             S.prune(rdef.schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
