@@ -337,11 +337,14 @@ class Store:
                                       "field": "metadata.namespace"}]
             raise err
 
-    def _decode(self, rdef, body, ns, url_name, validation, warnings, op):
+    def _decode(self, rdef, body, ns, validation, warnings):
         """Decode a request body into an object of this resource: kind and
         apiVersion checks, unknown fields (fieldValidation), namespace."""
         if not isinstance(body, dict):
-            raise E.bad_request(f"Object '{'Kind'}' is missing in '{json.dumps(body)[:200]}'")
+            jtype = {list: "array", str: "string", bool: "bool", int: "number", float: "number"}.get(
+                type(body), "null")
+            raise E.bad_request(f"couldn't get version/kind; json parse error: json: cannot unmarshal {jtype} "
+                                f"into Go value of type struct {{ APIVersion string; Kind string }}")
         obj = copy.deepcopy(body)
         if obj.get("apiVersion") not in (None, rdef.api_version):
             raise E.bad_request(f"the API version in the data ({obj.get('apiVersion')}) does not match the "
@@ -455,7 +458,7 @@ class Store:
         with self.lock:
             if rdef.crd is not None and self._crd_terminating(rdef):
                 raise E.method_not_allowed("create not allowed while custom resource definition is terminating")
-            obj = self._decode(rdef, body, ns, None, validation, warnings, "create")
+            obj = self._decode(rdef, body, ns, validation, warnings)
             md = obj["metadata"]
             if md.get("resourceVersion"):
                 raise E.internal("resourceVersion should not be set on objects to be created")
@@ -527,10 +530,7 @@ class Store:
                     break
             spec["clusterIP"] = ip
         spec["clusterIPs"] = [spec["clusterIP"]]
-        if spec["clusterIP"] != "None":
-            spec.setdefault("ipFamilies", ["IPv4"])
-        else:
-            spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilies", ["IPv4"])
         spec.setdefault("ipFamilyPolicy", "SingleStack")
         spec.setdefault("internalTrafficPolicy", "Cluster")
         if spec.get("type") in ("NodePort", "LoadBalancer"):
@@ -541,15 +541,13 @@ class Store:
 
     # ---- update ----
 
-    def update(self, rdef, ns, name, body, subresource=None, validation="Strict", dry_run=False, warnings=None,
-               _patched=False):
+    def update(self, rdef, ns, name, body, subresource=None, validation="Strict", dry_run=False, warnings=None):
         warnings = [] if warnings is None else warnings
         with self.lock:
             old = self._get_raw(rdef, ns, name)
             if subresource == "scale":
                 return self._update_scale(rdef, old, body, dry_run)
-            obj = self._decode(rdef, body, ns if rdef.namespaced else "", name,
-                               validation, warnings, "update")
+            obj = self._decode(rdef, body, ns if rdef.namespaced else "", validation, warnings)
             md = obj["metadata"]
             if md.get("name", name) != name:
                 raise E.bad_request(f"the name of the object ({md.get('name')}) does not match the name on the "
@@ -643,7 +641,7 @@ class Store:
             new = P.apply(cur, body, ctype, rdef.kind, rdef.crd is not None)
             if not isinstance(new, dict):
                 raise E.bad_request("the patch did not produce an object")
-            obj = self._decode(rdef, new, ns if rdef.namespaced else "", name, validation, warnings, "patch")
+            obj = self._decode(rdef, new, ns if rdef.namespaced else "", validation, warnings)
             md = obj["metadata"]
             if md.get("name") != name:
                 raise E.bad_request(f"the name of the object ({md.get('name')}) does not match the name on the "
