@@ -194,6 +194,24 @@ StartedRestore StartRestore(const Control& ctl, const mongo::Client& cluster,
   return {m.name, "physical"};
 }
 
+void RemoveBackup(const Control& ctl, storage::Storage& st, const std::string& name) {
+  st.RemovePrefix(name + "/");
+  st.Remove(backup::MetaObjectName(name));
+  ctl.DeleteBackup(name);
+  ctl.Log("I", "", "", "delete", "", "backup " + name + " deleted from " + st.Describe());
+}
+
+void DeleteBackup(const Control& ctl, const std::string& name) {
+  auto b = ctl.GetBackup(name);
+  int64_t now = NowUnix();
+  if (b && (b->status == "starting" || b->status == "running") &&
+      now - std::max(b->heartbeat, b->start_ts) <= kLockStaleSecs) {
+    Fail(ErrorKind::kConflict, "backup {} is still running: cancel it first", name);
+  }
+  auto st = ConfiguredStorage(ctl);
+  RemoveBackup(ctl, *st, name);
+}
+
 RestoreState GetRestoreState(const Control* ctl, const storage::Storage& st,
                              const std::string& name) {
   RestoreState out;

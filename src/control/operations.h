@@ -39,6 +39,12 @@ struct StartedRestore {
 StartedRestore StartRestore(const Control& ctl, const mongo::Client& cluster,
                             const std::string& backup);
 
+// Removes a backup's objects from `st` and its metadata from the cluster, and logs it. The
+// caller has checked that it is not running.
+void RemoveBackup(const Control& ctl, storage::Storage& st, const std::string& name);
+// The same from the configured storage, refusing a backup that is still running.
+void DeleteBackup(const Control& ctl, const std::string& name);
+
 // Where a restore stands, wherever its status lives.
 struct RestoreState {
   std::string status;  // starting, running, done, error (physical restores: as ReadRestoreStatus)

@@ -267,7 +267,8 @@ ClusterSpec ParseCluster(const Json& cr) {
   }
 
   const Json b = spec.value("backup", Json::object());
-  c.backup.enabled = Get<bool>(b, {"enabled"}, false, "spec.backup.enabled");
+  // As the CRD defaults it: a backup section without `enabled` is enabled.
+  c.backup.enabled = Get<bool>(b, {"enabled"}, spec.contains("backup"), "spec.backup.enabled");
   c.backup.image = Get<std::string>(b, {"image"}, "", "spec.backup.image");
   c.backup.type = Get<std::string>(b, {"type"}, "logical", "spec.backup.type");
   c.backup.resources = b.value("resources", Json::object());
@@ -285,6 +286,7 @@ ClusterSpec ParseCluster(const Json& cr) {
     StorageSpec st;
     st.name = name;
     st.type = Get<std::string>(s, {"type"}, "", field + ".type");
+    st.main = Get<bool>(s, {"main"}, false, field + ".main");
     if (st.type == "filesystem") {
       st.filesystem_path =
           Get<std::string>(s, {"filesystem", "path"}, "", field + ".filesystem.path");

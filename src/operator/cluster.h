@@ -30,7 +30,8 @@ inline constexpr const char* kEncryptionKeyKey = "encryption-key";  // the key i
 
 struct StorageSpec {
   std::string name;
-  std::string type;  // filesystem | s3
+  std::string type;   // filesystem | s3
+  bool main = false;  // the storage the cluster's agents start with
   std::string filesystem_path;
   Json s3;  // bucket, prefix, region, endpointUrl, credentialsSecret, ... as in the CR
 };
