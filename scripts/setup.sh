@@ -12,7 +12,7 @@ DEBIAN_PACKAGES=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libspdlog-dev libfmt-dev
   libssl-dev libcurl4-openssl-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev libdeflate-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  python3 python3-pymongo zstd lz4 gzip
+  python3 python3-pymongo python3-kubernetes zstd lz4 gzip
 )
 
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then

@@ -256,7 +256,7 @@ class Agent {
                const control::RestoreMember& me, std::string* why, int timeout_secs) {
     int64_t deadline = NowUnix() + timeout_secs;
     while (!stop_) {
-      control::WriteNodeHeartbeat(st, restore, me);
+      control::TouchNodeHeartbeat(st, restore, me);
       auto s = control::ReadRestoreStatus(st, restore);
       bool all = true;
       for (const auto& n : s.nodes) {
@@ -470,9 +470,13 @@ class Agent {
     // The member's heartbeat while it downloads and while its mongod is down, with the
     // download's progress.
     std::atomic<bool> hb_stop{false};
+    // Serializes the heartbeat writes: a write that read the counters before the download
+    // ended must not land after the final one below.
+    std::mutex hb_mu;
     std::thread hb([&] {
       while (!hb_stop) {
         try {
+          std::lock_guard<std::mutex> l(hb_mu);
           control::WriteNodeHeartbeat(*st, name, me, dl_done.load(), dl_total.load());
         } catch (const std::exception&) {
         }
@@ -504,7 +508,10 @@ class Agent {
     }
     // The final download progress, before the phase (a small backup downloads between two
     // heartbeats).
-    control::WriteNodeHeartbeat(*st, name, me, dl_done.load(), dl_total.load());
+    {
+      std::lock_guard<std::mutex> l(hb_mu);
+      control::WriteNodeHeartbeat(*st, name, me, dl_done.load(), dl_total.load());
+    }
     control::WriteNodePhase(*st, name, me, "staged");
     // Liveness comes from the heartbeats (a dead member fails the wait within kLockStaleSecs);
     // the timeout only bounds the slowest member's download.

@@ -14,7 +14,7 @@ struct AgentOptions {
   std::string dbpath;             // the node's data volume as mounted in the agent (restores)
   std::string encryption_key_file;  // where the node's key file is mounted ("" = the node's path)
   int parallel = 4;               // files copied at once
-  int poll_ms = 500;
+  int poll_ms = 100;
   int heartbeat_secs = 5;
   // Backup election: each priority tier below the highest waits this much longer before
   // competing for the lock (see control/priority.h), so that a higher-priority member takes it.

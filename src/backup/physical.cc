@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -13,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "backup/object_io.h"
@@ -394,6 +396,16 @@ ReplsetMeta RunPhysicalBackup(const mongo::Client& node, const mongo::Client& cl
     std::vector<FileToCopy> all = ToCopy(docs, dbpath);
     std::vector<FileToCopy> data, journal;
     for (auto& f : all) (f.rel.rfind("journal/", 0) == 0 ? journal : data).push_back(f);
+    // WiredTiger writes only its newest log file; older ones are closed for good (and the open
+    // backup cursor keeps them from being removed). Those are copied with the data files, so
+    // that only the active file and any newer ones wait for $backupCursorExtend.
+    std::sort(journal.begin(), journal.end(),
+              [](const FileToCopy& a, const FileToCopy& b) { return a.rel < b.rel; });
+    std::set<std::string> journal_done;
+    for (size_t i = 0; i + 1 < journal.size(); ++i) {
+      data.push_back(journal[i]);
+      journal_done.insert(journal[i].rel);
+    }
     {
       std::lock_guard<std::mutex> l(meta_mu);
       for (const auto& f : all) meta.progress_total += f.size;
@@ -425,15 +437,18 @@ ReplsetMeta RunPhysicalBackup(const mongo::Client& node, const mongo::Client& cl
       for (auto& d : ext.docs) ext_docs.push_back(d);
     }
     // The extended list supersedes the journal files listed at open (same names, longer).
+    // Files already copied (closed at the open) are skipped; the active one is copied again at
+    // its extended length.
     std::map<std::string, FileToCopy> jmap;
-    for (auto& f : journal) jmap[f.rel] = f;
-    for (auto& f : ToCopy(ext_docs, dbpath)) jmap[f.rel] = f;
+    if (!journal.empty()) jmap[journal.back().rel] = journal.back();
+    for (auto& f : ToCopy(ext_docs, dbpath)) {
+      if (!journal_done.count(f.rel)) jmap[f.rel] = f;
+    }
     std::vector<FileToCopy> jfiles;
     for (auto& [k, f] : jmap) jfiles.push_back(f);
     {
-      // The extended journal files replace the ones listed at the open.
       std::lock_guard<std::mutex> l(meta_mu);
-      for (const auto& f : journal) meta.progress_total -= f.size;
+      if (!journal.empty()) meta.progress_total -= journal.back().size;
       for (const auto& f : jfiles) meta.progress_total += f.size;
     }
     for (auto& e : CopyAll(st, req, jfiles, hooks, meta, meta_mu)) list.files.push_back(e);

@@ -12,8 +12,10 @@
 #include <thread>
 
 #include "backup/format.h"
+#include "common/yaml_json.h"
 #include "codec/codec.h"
 #include "control/client_encryption.h"
+#include "control/operations.h"
 #include "control/priority.h"
 #include "control/restore_status.h"
 #include "storage/storage.h"
@@ -24,35 +26,7 @@ namespace {
 using control::Json;
 using control::NowUnix;
 
-Json YamlToJson(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Map: {
-      Json j = Json::object();
-      for (const auto& kv : n) j[kv.first.as<std::string>()] = YamlToJson(kv.second);
-      return j;
-    }
-    case YAML::NodeType::Sequence: {
-      Json j = Json::array();
-      for (const auto& x : n) j.push_back(YamlToJson(x));
-      return j;
-    }
-    case YAML::NodeType::Scalar: {
-      std::string s = n.Scalar();
-      if (n.Tag() == "!") return s;  // quoted
-      if (s == "true") return true;
-      if (s == "false") return false;
-      try {
-        size_t pos;
-        long long v = std::stoll(s, &pos);
-        if (pos == s.size()) return v;
-      } catch (...) {
-      }
-      return s;
-    }
-    default:
-      return nullptr;
-  }
-}
+using ::pbm::YamlToJson;
 
 std::string TimeStr(int64_t unix) {
   if (unix <= 0) return "-";
@@ -97,38 +71,7 @@ void ConfigSet(const control::Control& ctl, const std::string& file, const Outpu
 
 void StoreConfig(const control::Control& ctl, const Json& cfg, const std::string& origin,
                  const Output& o) {
-  const std::string& file = origin;
-  if (!cfg.is_object() || !cfg.contains("storage")) {
-    Fail(ErrorKind::kInvalidArgument, "{}: no storage section (storage.type: filesystem|s3)", file);
-  }
-  for (auto& [k, v] : cfg.items()) {
-    if (k != "storage" && k != "backup" && k != "restore" && k != "pitr") {
-      Fail(ErrorKind::kInvalidArgument, "{}: unknown section '{}' (allowed: storage, backup, restore, pitr)", file, k);
-    }
-  }
-  if (cfg.contains("backup")) {
-    if (!cfg["backup"].is_object()) Fail(ErrorKind::kInvalidArgument, "{}: backup must be a map", file);
-    for (auto& [k, v] : cfg["backup"].items()) {
-      if (k != "priority" && k != "compression" && k != "compressionLevel" && k != "encryption") {
-        Fail(ErrorKind::kInvalidArgument,
-             "{}: unknown key backup.{} (allowed: priority, compression, compressionLevel, "
-             "encryption)", file, k);
-      }
-    }
-  }
-  // The storage must be usable before anyone relies on it.
-  auto st = storage::NewStorageFromConfig(cfg["storage"]);
-  st->List("");
-  if (cfg.contains("backup") && cfg["backup"].contains("compression")) {
-    codec::ParseCodec(cfg["backup"]["compression"].get<std::string>());
-  }
-  control::ParseBackupPriorities(cfg);
-  control::ParseClientEncryption(cfg);
-  ctl.EnsureSetup();
-  ctl.SetConfig(cfg);
-  // As PBM does when the storage is (re)configured: the backup list follows the storage, so a
-  // cluster pointed at a storage holding other clusters' backups can restore them.
-  control::ResyncBackupsFromStorage(ctl, *st, /*keep_running=*/true);
+  control::ApplyConfig(ctl, cfg, origin);
   ConfigShow(ctl, o);
 }
 
@@ -146,55 +89,15 @@ void ConfigShow(const control::Control& ctl, const Output& o) {
 }
 
 std::string Backup(const control::Control& ctl, const BackupArgs& a, const Output& o) {
-  if (a.type != "physical" && a.type != "logical") {
-    Fail(ErrorKind::kInvalidArgument, "unknown backup type '{}' (physical or logical)", a.type);
-  }
-  codec::Codec c = codec::ParseCodec(a.compression);
-  int level = codec::ResolveLevel(c, a.compression_level);
-  auto cfg = ctl.GetConfig();
-  if (!cfg) Fail(ErrorKind::kInvalidArgument, "storage is not configured: run pbm config --file <pbm.yaml> first");
-  auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
-  int64_t now = NowUnix();
-  for (const auto& l : ctl.Locks()) {
-    if (!l.stale(now)) {
-      Fail(ErrorKind::kConflict,
-           "another operation is running: {} {} on {} ({}); wait for it to finish",
-           l.type, l.opid, l.node, l.replset);
-    }
-  }
-  for (const auto& b : ctl.Backups()) {
-    if ((b.status == "starting" || b.status == "running") && now - std::max(b.heartbeat, b.start_ts) <= control::kLockStaleSecs) {
-      Fail(ErrorKind::kConflict, "backup {} is still running; wait for it to finish", b.name);
-    }
-  }
-  std::string name = backup::BackupNameFor(now);
-  while (ctl.GetBackup(name)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    name = backup::BackupNameFor(NowUnix());
-  }
-  backup::BackupMeta m;
-  m.name = name;
-  m.type = a.type;
-  m.status = "starting";
-  m.compression = std::string(codec::CodecName(c));
-  // ResolveLevel gives 0 for the codecs without levels (none, snappy): record no level for them,
-  // or the agent's ResolveLevel refuses "level 0" and every none/snappy backup fails.
-  if (level != 0) m.compression_level = level;
-  m.start_ts = NowUnix();
-  m.last_transition_ts = m.start_ts;
-  m.pbm_version = backup::kPbmVersion;
-  m.storage = st->Describe();
-  m.conditions.push_back({m.start_ts, "starting", ""});
-  ctl.EnsureSetup();
-  m.opid = ctl.SendCommand("backup", {{"name", name}, {"type", a.type}, {"compression", m.compression},
-                                      {"compression_level", level}});
-  ctl.PutBackup(m);
+  control::StartedBackup started =
+      control::StartBackup(ctl, {a.type, a.compression, a.compression_level});
+  const std::string& name = started.name;
   if (!o.json) *o.out << "Starting backup '" << name << "'" << std::flush;
   if (!a.wait) {
     if (o.json) {
-      *o.out << Json{{"name", name}, {"storage", m.storage}}.dump() << "\n";
+      *o.out << Json{{"name", name}, {"storage", started.storage}}.dump() << "\n";
     } else {
-      *o.out << ". Backup '" << name << "' to remote store '" << m.storage << "'\n";
+      *o.out << ". Backup '" << name << "' to remote store '" << started.storage << "'\n";
     }
     return name;
   }
@@ -225,18 +128,18 @@ std::string Backup(const control::Control& ctl, const BackupArgs& a, const Outpu
       Fail(ErrorKind::kTimeout, "backup {} still {} after {} s", name, b ? b->status : "unknown",
            a.wait_timeout_secs);
     }
-    // Polls 4 times a second (the wait ends soon after the operation does). On a terminal the
-    // progress line is redrawn; otherwise a dot a second.
+    // Polls 10 times a second (a find by _id: the wait ends soon after the operation does). On
+    // a terminal the progress line is redrawn twice a second; otherwise a dot a second.
     ++polls;
-    if (tty && b && polls % 2 == 0) {
+    if (tty && b && polls % 5 == 0) {
       std::string line = "\r" + b->status + ": " + backup::ProgressLine(backup::BackupProgress(*b, t));
       *o.out << line << std::string(line.size() < last_len ? last_len - line.size() : 0, ' ')
              << std::flush;
       last_len = line.size();
-    } else if (!o.json && !tty && polls % 4 == 0) {
+    } else if (!o.json && !tty && polls % 10 == 0) {
       *o.out << "." << std::flush;
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   auto b = *ctl.GetBackup(name);
   if (o.json) {
@@ -289,16 +192,8 @@ void PrintRestore(const control::RestoreStatus& s, const Output& o) {
 
 // A logical restore runs on the running cluster: its primary's agent does it and records the
 // status in pbmRestores.
-std::string RestoreLogical(const control::Control& ctl, const RestoreArgs& a, const Output& o) {
-  std::string name = backup::BackupNameFor(NowUnix());
-  while (ctl.GetRestore(name)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    name = backup::BackupNameFor(NowUnix());
-  }
-  std::string opid = control::NewOpId();
-  ctl.PutRestore({{"name", name}, {"backup", a.backup}, {"opid", opid}, {"type", "logical"},
-                  {"status", "starting"}, {"start_ts", NowUnix()}});
-  ctl.SendCommand("restore", {{"name", name}, {"backup", a.backup}, {"type", "logical"}});
+std::string RestoreLogical(const control::Control& ctl, const std::string& name,
+                           const RestoreArgs& a, const Output& o) {
   if (!o.json) *o.out << "Starting restore " << name << " from '" << a.backup << "'" << std::flush;
   if (!a.wait) {
     if (o.json) {
@@ -360,58 +255,11 @@ std::string RestoreLogical(const control::Control& ctl, const RestoreArgs& a, co
 
 std::string Restore(const control::Control& ctl, const mongo::Client& cluster, const RestoreArgs& a,
                     const Output& o) {
-  if (!backup::IsValidBackupName(a.backup)) {
-    Fail(ErrorKind::kInvalidArgument, "'{}' is not a backup name (like 2026-11-23T10:00:00Z)", a.backup);
-  }
-  auto b = ctl.GetBackup(a.backup);
-  if (!b) Fail(ErrorKind::kNotFound, "backup {} not found (pbm list shows the backups)", a.backup);
-  if (b->status != "done") {
-    Fail(ErrorKind::kInvalidArgument, "backup {} is {}, not done; only a complete backup can be restored",
-         a.backup, b->status);
-  }
-  if (b->type != "physical" && b->type != "logical") {
-    Fail(ErrorKind::kInvalidArgument, "backup {} has an unknown type '{}'", a.backup, b->type);
-  }
+  control::StartedRestore started = control::StartRestore(ctl, cluster, a.backup);
+  if (started.type == "logical") return RestoreLogical(ctl, started.name, a, o);
   auto cfg = ctl.GetConfig();
-  if (!cfg) Fail(ErrorKind::kInvalidArgument, "storage is not configured: run pbm config --file <pbm.yaml> first");
   auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
-  if (!st->Stat(backup::MetaObjectName(a.backup))) {
-    Fail(ErrorKind::kNotFound, "backup {} is not on the storage {} (its metadata object is missing)",
-         a.backup, st->Describe());
-  }
-  int64_t now = NowUnix();
-  for (const auto& l : ctl.Locks()) {
-    if (!l.stale(now)) {
-      Fail(ErrorKind::kConflict, "another operation is running: {} {} on {} ({}); wait for it to finish",
-           l.type, l.opid, l.node, l.replset);
-    }
-  }
-  if (b->type == "logical") return RestoreLogical(ctl, a, o);
-  int64_t healthy = 0;
-  for (const auto& ag : ctl.Agents()) healthy += ag.healthy(now);
-  Json rs_config = cluster.RunCommand("admin", {{"replSetGetConfig", 1}})["config"];
-  std::string set = rs_config.value("_id", std::string());
-  control::RestorePlanMeta m;
-  m.name = backup::BackupNameFor(now);
-  m.backup = a.backup;
-  m.start_ts = now;
-  for (const auto& mem : rs_config["members"]) {
-    m.members.push_back({set, mem.value("host", std::string())});
-  }
-  if (healthy < static_cast<int64_t>(m.members.size())) {
-    Fail(ErrorKind::kUnavailable,
-         "a physical restore needs a healthy pbm-agent beside every member: {} of {} are (pbm status)",
-         healthy, m.members.size());
-  }
-  while (st->Stat(control::RestorePrefix(m.name) + "meta.json")) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    m.name = backup::BackupNameFor(NowUnix());
-  }
-  m.opid = control::NewOpId();
-  control::WriteRestorePlan(*st, m);
-  ctl.PutRestore({{"name", m.name}, {"backup", m.backup}, {"opid", m.opid}, {"status", "starting"},
-                  {"start_ts", m.start_ts}});
-  ctl.SendCommand("restore", {{"name", m.name}, {"backup", m.backup}});
+  control::RestorePlanMeta m = control::ReadRestorePlan(*st, started.name);
   if (!o.json) *o.out << "Starting restore " << m.name << " from '" << a.backup << "'" << std::flush;
   if (!a.wait) {
     if (o.json) {

@@ -19,6 +19,7 @@
 #include "codec/checksum.h"
 #include "common/parallel.h"
 #include "control/client_encryption.h"
+#include "control/operations.h"
 #include "control/restore_status.h"
 #include "storage/storage.h"
 
@@ -30,7 +31,8 @@ using control::NowUnix;
 std::unique_ptr<storage::Storage> StorageOf(const control::Control& ctl) {
   auto cfg = ctl.GetConfig();
   if (!cfg || !cfg->contains("storage")) {
-    Fail(ErrorKind::kInvalidArgument, "storage is not configured: run pbm config --file <pbm.yaml> first");
+    Fail(ErrorKind::kInvalidArgument,
+         "storage is not configured: run pbm config --file <pbm.yaml> first");
   }
   return storage::NewStorageFromConfig((*cfg)["storage"]);
 }
@@ -53,7 +55,8 @@ int64_t ParseCutoff(const std::string& s) {
   if (strptime(s.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm) && s.size() == 20) return timegm(&tm);
   Fail(ErrorKind::kInvalidArgument,
        "--older-than '{}' is neither a time like 2026-11-23T10:00:00Z nor an age like 7d, 12h, "
-       "30m", s);
+       "30m",
+       s);
 }
 
 bool Confirm(const std::string& question, bool yes) {
@@ -78,17 +81,20 @@ void ConfigSetKeys(const control::Control& ctl, const std::vector<std::string>& 
   for (const auto& a : assignments) {
     auto eq = a.find('=');
     if (eq == std::string::npos || eq == 0) {
-      Fail(ErrorKind::kInvalidArgument, "--set '{}': expected key=value (e.g. backup.compression=zstd)", a);
+      Fail(ErrorKind::kInvalidArgument,
+           "--set '{}': expected key=value (e.g. backup.compression=zstd)", a);
     }
     std::string key = a.substr(0, eq);
     Json* cur = &next;
     size_t start = 0;
     while (true) {
       size_t dot = key.find('.', start);
-      std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+      std::string part =
+          key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
       if (part.empty()) Fail(ErrorKind::kInvalidArgument, "--set '{}': empty key component", a);
       if (!cur->is_object()) {
-        Fail(ErrorKind::kInvalidArgument, "--set '{}': {} is not a map", a, key.substr(0, start - 1));
+        Fail(ErrorKind::kInvalidArgument, "--set '{}': {} is not a map", a,
+             key.substr(0, start - 1));
       }
       if (dot == std::string::npos) {
         (*cur)[part] = ParseYamlValue(a.substr(eq + 1));
@@ -110,7 +116,8 @@ void ConfigGet(const control::Control& ctl, const std::string& key, const Output
   size_t start = 0;
   while (true) {
     size_t dot = key.find('.', start);
-    std::string part = key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    std::string part =
+        key.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
     if (!cur->is_object() || !cur->contains(part)) {
       Fail(ErrorKind::kNotFound, "the config has no {}", key);
     }
@@ -138,21 +145,25 @@ void ForceResync(const control::Control& ctl, const Output& o) {
 std::vector<std::string> DeleteBackups(const control::Control& ctl, const DeleteArgs& a,
                                        const Output& o) {
   if (a.name.empty() == a.older_than.empty()) {
-    Fail(ErrorKind::kInvalidArgument, "delete-backup needs a backup name or --older-than, not both");
+    Fail(ErrorKind::kInvalidArgument,
+         "delete-backup needs a backup name or --older-than, not both");
   }
   auto st = StorageOf(ctl);
   int64_t now = NowUnix();
   std::vector<backup::BackupMeta> doomed;
   if (!a.name.empty()) {
     if (!backup::IsValidBackupName(a.name)) {
-      Fail(ErrorKind::kInvalidArgument, "'{}' is not a backup name (like 2026-11-23T10:00:00Z)", a.name);
+      Fail(ErrorKind::kInvalidArgument, "'{}' is not a backup name (like 2026-11-23T10:00:00Z)",
+           a.name);
     }
     auto b = ctl.GetBackup(a.name);
     if (!b && !st->Stat(backup::MetaObjectName(a.name)) && st->List(a.name + "/").empty()) {
-      Fail(ErrorKind::kNotFound, "backup {} not found in the cluster nor on {}", a.name, st->Describe());
+      Fail(ErrorKind::kNotFound, "backup {} not found in the cluster nor on {}", a.name,
+           st->Describe());
     }
     if (b && Running(*b, now)) {
-      Fail(ErrorKind::kConflict, "backup {} is still running: cancel it first (pbm cancel-backup)", a.name);
+      Fail(ErrorKind::kConflict, "backup {} is still running: cancel it first (pbm cancel-backup)",
+           a.name);
     }
     backup::BackupMeta m;
     m.name = a.name;
@@ -172,12 +183,7 @@ std::vector<std::string> DeleteBackups(const control::Control& ctl, const Delete
       Fail(ErrorKind::kCancelled, "nothing deleted");
     }
   }
-  for (const auto& n : names) {
-    st->RemovePrefix(n + "/");
-    st->Remove(backup::MetaObjectName(n));
-    ctl.DeleteBackup(n);
-    ctl.Log("I", "", "", "delete", "", "backup " + n + " deleted from " + st->Describe());
-  }
+  for (const auto& n : names) control::RemoveBackup(ctl, *st, n);
   if (o.json) {
     *o.out << Json{{"deleted", names}}.dump() << "\n";
   } else if (names.empty()) {
@@ -213,14 +219,17 @@ void Logs(const control::Control& ctl, const LogsArgs& a, const Output& o) {
     Fail(ErrorKind::kInvalidArgument, "--severity '{}': one of D, I, W, E, F", a.severity);
   }
   std::string ev_type = a.event.substr(0, a.event.find('/'));
-  std::string ev_name = a.event.find('/') == std::string::npos ? "" : a.event.substr(a.event.find('/') + 1);
+  std::string ev_name =
+      a.event.find('/') == std::string::npos ? "" : a.event.substr(a.event.find('/') + 1);
   std::string node_rs = a.node.substr(0, a.node.find('/'));
-  std::string node_host = a.node.find('/') == std::string::npos ? "" : a.node.substr(a.node.find('/') + 1);
+  std::string node_host =
+      a.node.find('/') == std::string::npos ? "" : a.node.substr(a.node.find('/') + 1);
   std::vector<Json> out;
   for (auto& e : ctl.Logs(1000000)) {
     if (rank(e.value("level", std::string())) < rank(a.severity)) continue;
     if (!ev_type.empty() && e.value("event", std::string()) != ev_type) continue;
-    if (!ev_name.empty() && e.value("msg", std::string()).find(ev_name) == std::string::npos) continue;
+    if (!ev_name.empty() && e.value("msg", std::string()).find(ev_name) == std::string::npos)
+      continue;
     if (!node_rs.empty() && e.value("rs", std::string()) != node_rs) continue;
     if (!node_host.empty() && e.value("node", std::string()) != node_host) continue;
     if (!a.opid.empty() && e.value("opid", std::string()) != a.opid) continue;
@@ -236,16 +245,19 @@ void Logs(const control::Control& ctl, const LogsArgs& a, const Output& o) {
   for (const auto& e : out) {
     std::string where = e.value("rs", std::string());
     if (!e.value("node", std::string()).empty()) where += "/" + e.value("node", std::string());
-    *o.out << backup::BackupNameFor(e.value("ts", int64_t{0})) << " " << e.value("level", std::string())
-           << " [" << where << "] [" << e.value("event", std::string());
-    if (a.extra && !e.value("opid", std::string()).empty()) *o.out << "/" << e.value("opid", std::string());
+    *o.out << backup::BackupNameFor(e.value("ts", int64_t{0})) << " "
+           << e.value("level", std::string()) << " [" << where << "] ["
+           << e.value("event", std::string());
+    if (a.extra && !e.value("opid", std::string()).empty())
+      *o.out << "/" << e.value("opid", std::string());
     *o.out << "] " << e.value("msg", std::string()) << "\n";
   }
 }
 
 bool Verify(const control::Control& ctl, const std::string& name, const Output& o) {
   if (!backup::IsValidBackupName(name)) {
-    Fail(ErrorKind::kInvalidArgument, "'{}' is not a backup name (like 2026-11-23T10:00:00Z)", name);
+    Fail(ErrorKind::kInvalidArgument, "'{}' is not a backup name (like 2026-11-23T10:00:00Z)",
+         name);
   }
   auto cfg = ctl.GetConfig();
   auto st = StorageOf(ctl);
@@ -261,18 +273,23 @@ bool Verify(const control::Control& ctl, const std::string& name, const Output& 
   std::string meta_obj = backup::MetaObjectName(name);
   backup::BackupMeta meta;
   if (!st->Stat(meta_obj)) {
-    Fail(ErrorKind::kNotFound, "backup {} has no metadata object {} on {}", name, meta_obj, st->Describe());
+    Fail(ErrorKind::kNotFound, "backup {} has no metadata object {} on {}", name, meta_obj,
+         st->Describe());
   }
   try {
     meta = Json::parse(st->ReadAll(meta_obj)).get<backup::BackupMeta>();
   } catch (const std::exception& e) {
-    Fail(ErrorKind::kCorrupt, "backup {}: its metadata {} is unreadable: {}", name, meta_obj, e.what());
+    Fail(ErrorKind::kCorrupt, "backup {}: its metadata {} is unreadable: {}", name, meta_obj,
+         e.what());
   }
-  if (meta.status != "done") problem(meta_obj, "the backup's status is " + meta.status + ", not done");
+  if (meta.status != "done")
+    problem(meta_obj, "the backup's status is " + meta.status + ", not done");
   if (auto c = ctl.GetBackup(name)) {
-    if (c->status != meta.status || c->last_write_ts != meta.last_write_ts || c->size != meta.size) {
+    if (c->status != meta.status || c->last_write_ts != meta.last_write_ts ||
+        c->size != meta.size) {
       problem(meta_obj, "the cluster's copy of the metadata differs (status " + c->status +
-                            ", size " + std::to_string(c->size) + "); pbm config --force-resync "
+                            ", size " + std::to_string(c->size) +
+                            "); pbm config --force-resync "
                             "takes the storage's");
     }
   }
@@ -282,7 +299,8 @@ bool Verify(const control::Control& ctl, const std::string& name, const Output& 
     if (!enc.enabled()) {
       Fail(ErrorKind::kInvalidArgument,
            "backup {} is encrypted ({}, key check {}): verifying its content needs its key "
-           "(backup.encryption in the config)", name, meta.encryption, meta.encryption_key_check);
+           "(backup.encryption in the config)",
+           name, meta.encryption, meta.encryption_key_check);
     }
     key = control::LoadClientKey(enc);
     if (codec::KeyCheckValue(*key) != meta.encryption_key_check) {
@@ -320,14 +338,15 @@ bool Verify(const control::Control& ctl, const std::string& name, const Output& 
       return;
     }
     if (f.stored_size && info->size != f.stored_size) {
-      problem(f.object,
-              fmt::format("stored size {} bytes, the file list says {}", info->size, f.stored_size));
+      problem(f.object, fmt::format("stored size {} bytes, the file list says {}", info->size,
+                                    f.stored_size));
     }
     try {
       auto d = backup::DigestObject(*st, f.object, c, key);
       bytes += d.size;
       if (d.size != f.size) {
-        problem(f.object, fmt::format("{} bytes of content, the file list says {}", d.size, f.size));
+        problem(f.object,
+                fmt::format("{} bytes of content, the file list says {}", d.size, f.size));
       } else if (d.sha256 != f.sha256) {
         problem(f.object, "SHA-256 of the content differs from the file list's");
       }
@@ -346,13 +365,19 @@ bool Verify(const control::Control& ctl, const std::string& name, const Output& 
   if (o.json) {
     Json pj = Json::array();
     for (const auto& p : problems) pj.push_back({{"object", p.object}, {"problem", p.problem}});
-    *o.out << Json{{"name", name}, {"ok", problems.empty()}, {"objects", files.size()},
-                   {"bytes", bytes.load()}, {"problems", pj}}.dump(2) << "\n";
+    *o.out << Json{{"name", name},
+                   {"ok", problems.empty()},
+                   {"objects", files.size()},
+                   {"bytes", bytes.load()},
+                   {"problems", pj}}
+                  .dump(2)
+           << "\n";
   } else {
     for (const auto& p : problems) *o.out << p.object << ": " << p.problem << "\n";
     *o.out << "Backup " << name << ": " << files.size() << " objects, "
            << backup::HumanBytes(bytes.load()) << " read; "
-           << (problems.empty() ? std::string("OK") : std::to_string(problems.size()) + " problem(s)")
+           << (problems.empty() ? std::string("OK")
+                                : std::to_string(problems.size()) + " problem(s)")
            << "\n";
   }
   return problems.empty();

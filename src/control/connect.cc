@@ -1,16 +1,50 @@
 #include "control/connect.h"
 
+#include <cctype>
+
 #include <cstdlib>
 
 namespace pbm::control {
 
+std::string WithCredentials(const std::string& uri, const std::string& user,
+                            const std::string& password) {
+  const std::string scheme = "mongodb://";
+  if (user.empty() || uri.rfind(scheme, 0) != 0) return uri;
+  size_t hosts_end = uri.find_first_of("/?", scheme.size());
+  if (uri.substr(scheme.size(), hosts_end - scheme.size()).find('@') != std::string::npos) {
+    return uri;  // the URI names its own user
+  }
+  // RFC 3986 userinfo: everything but unreserved characters is percent-encoded.
+  auto escape = [](const std::string& s) {
+    std::string out;
+    for (unsigned char ch : s) {
+      if (std::isalnum(ch) || ch == '-' || ch == '.' || ch == '_' || ch == '~') {
+        out.push_back(static_cast<char>(ch));
+      } else {
+        out += fmt::format("%{:02X}", ch);
+      }
+    }
+    return out;
+  };
+  return scheme + escape(user) + ":" + escape(password) + "@" + uri.substr(scheme.size());
+}
+
 std::string ResolveMongoUri(const std::string& flag_value) {
-  if (!flag_value.empty()) return flag_value;
-  const char* env = std::getenv("PBM_MONGODB_URI");
-  if (env && *env) return env;
-  Fail(ErrorKind::kInvalidArgument,
-       "no MongoDB connection: pass --mongodb-uri or set PBM_MONGODB_URI "
-       "(e.g. mongodb://127.0.0.1:27017/?replicaSet=rs0)");
+  std::string uri = flag_value;
+  if (uri.empty()) {
+    const char* env = std::getenv("PBM_MONGODB_URI");
+    if (env && *env) uri = env;
+  }
+  if (uri.empty()) {
+    Fail(ErrorKind::kInvalidArgument,
+         "no MongoDB connection: pass --mongodb-uri or set PBM_MONGODB_URI "
+         "(e.g. mongodb://127.0.0.1:27017/?replicaSet=rs0)");
+  }
+  // On Kubernetes the credentials arrive from a Secret as their own variables, never in the URI
+  // or in arguments.
+  const char* user = std::getenv("PBM_AGENT_MONGODB_USERNAME");
+  const char* password = std::getenv("PBM_AGENT_MONGODB_PASSWORD");
+  return WithCredentials(uri, user ? user : "", password ? password : "");
 }
 
 std::string ClusterUri(const mongo::Client& node, const std::string& node_uri) {

@@ -55,7 +55,10 @@ void WriteNodePhase(storage::Storage& st, const std::string& restore, const Rest
   Json j = {{"ts", NowUnix()}};
   if (!error.empty()) j["error"] = error;
   st.WriteAll(NodePrefix(restore, me) + phase, j.dump());
-  // The heartbeat keeps the download progress it carries.
+  TouchNodeHeartbeat(st, restore, me);
+}
+
+void TouchNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me) {
   int64_t done = 0, total = 0;
   try {
     std::string hb = NodePrefix(restore, me) + "hb";

@@ -58,6 +58,9 @@ RestorePlanMeta ReadRestorePlan(const storage::Storage& st, const std::string& r
 // Records a member's phase (and error) and its heartbeat.
 void WriteNodePhase(storage::Storage& st, const std::string& restore, const RestoreMember& me,
                     const std::string& phase, const std::string& error = "");
+// The member's liveness without new progress: keeps the download progress its last heartbeat
+// carried.
+void TouchNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me);
 // The heartbeat carries the member's download progress when known (bytes_total > 0).
 void WriteNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me,
                         int64_t bytes_done = 0, int64_t bytes_total = 0);

@@ -11,6 +11,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/base64.h"
+
 namespace pbm::storage::s3 {
 
 struct SigV4Request {
@@ -30,9 +32,8 @@ std::string UriEncode(std::string_view s, bool encode_slash);
 std::string Sha256Hex(std::string_view data);
 std::string HmacSha256(std::string_view key, std::string_view data);  // raw 32 bytes
 std::string HexEncode(std::string_view raw);
-std::string Base64Encode(std::string_view raw);
-// Returns false on malformed input.
-bool Base64Decode(std::string_view b64, std::string* out);
+using ::pbm::Base64Decode;
+using ::pbm::Base64Encode;
 std::string Md5Base64(std::string_view data);  // Content-MD5 header value
 
 // "param=value&..." sorted by encoded name then value.
