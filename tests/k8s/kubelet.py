@@ -43,6 +43,7 @@ leftovers of an earlier run that died (state files under /run/kubelet-standin/) 
 
 import argparse
 import base64
+import faulthandler
 import ctypes
 import datetime
 import hashlib
@@ -281,11 +282,21 @@ class Network:
         sh("ip", "link", "del", self.bridge, check=False)
 
     @staticmethod
+    def kill_netns_pids(name):
+        """Containers a dead kubelet.py left running in a pod's netns."""
+        for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except (ProcessLookupError, ValueError):
+                pass
+
+    @staticmethod
     def cleanup_instance(instance):
         """Everything an instance of that name made: netns <instance>-p*, veths <instance>v*, bridge."""
         for line in sh("ip", "netns", "list", check=False).stdout.splitlines():
             name = line.split()[0] if line.split() else ""
             if name.startswith(f"{instance}-p"):
+                Network.kill_netns_pids(name)
                 sh("ip", "netns", "del", name, check=False)
         if os.path.isdir("/run/netns"):
             for name in os.listdir("/run/netns"):
@@ -550,7 +561,7 @@ class PodWorker(threading.Thread):
         self.netns, self.veth, self.ip = self.kl.net.add_sandbox(self.key)
         self.netns_fd = os.open(f"/run/netns/{self.netns}", os.O_RDONLY)
         self.kl.log(f"pod {self.key}: sandbox netns {self.netns} ip {self.ip}")
-        self.kl.dns_changed()
+        self.kl.write_hosts()
 
     def setup_volumes(self):
         """Returns None when every volume is there, else a message (retried)."""
@@ -678,19 +689,22 @@ class PodWorker(threading.Thread):
                     raise ConfigError(f"unsupported valueFrom in env {n}")
         return env
 
-    def start(self, c):
+    def waiting(self, c, reason, message, retry):
+        if c.state.get("waiting", {}).get("message") != message:
+            self.kl.log(f"{c.who}: {reason}: {message}")
+        c.state = {"waiting": {"reason": reason, "message": message}}
+        c.next_start = time.monotonic() + retry
+
+    def start_container(self, c):
         spec = c.spec
         image = self.kl.image(spec.get("image", ""))
         if image is None:
-            c.state = {"waiting": {"reason": "ErrImagePull", "message":
-                                   f'failed to pull image "{spec.get("image")}": not in the images file'}}
-            c.next_start = time.monotonic() + 5
+            self.waiting(c, "ErrImagePull", f'failed to pull image "{spec.get("image")}": not in the images file', 5)
             return
         try:
             env = self.env_of(c, image)
         except ConfigError as e:
-            c.state = {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}
-            c.next_start = time.monotonic() + 1
+            self.waiting(c, "CreateContainerConfigError", str(e), 1)
             return
         cmd = spec.get("command") or image.get("command") or []
         args = spec.get("args") if spec.get("command") or spec.get("args") else image.get("args") or []
@@ -977,7 +991,7 @@ class PodWorker(threading.Thread):
                         if self.reap(c) and c.done and c.exit_code != 0:
                             self.phase = "Failed"
                     elif now >= c.next_start:
-                        self.start(c)
+                        self.start_container(c)
                     break
                 else:
                     self.init_done = True
@@ -989,7 +1003,7 @@ class PodWorker(threading.Thread):
                     if c.proc is not None:
                         self.reap(c)
                     elif not c.done and now >= c.next_start:
-                        self.start(c)
+                        self.start_container(c)
                     if c.proc is not None:
                         self.probe(c)
                 if any(c.starts for c in self.ctrs):
@@ -1069,6 +1083,7 @@ class Kubelet:
         self.hosts_base = None
         self.stopping = False
         self.dns_dirty = threading.Event()
+        self.hosts_lock = threading.Lock()
         if args.images:
             with open(args.images) as f:
                 self.images = json.load(f)
@@ -1090,7 +1105,7 @@ class Kubelet:
             self.log(msg)
 
     def image(self, name):
-        img = self.images.get(name) or self.images.get("*")
+        img = self.images[name] if name in self.images else self.images.get("*")
         if img is None:
             return None
         if name not in self.image_dirs:
@@ -1124,6 +1139,10 @@ class Kubelet:
         self.dns_dirty.set()
 
     def write_hosts(self):
+        with self.hosts_lock:
+            self._write_hosts()
+
+    def _write_hosts(self):
         with self.wlock:
             workers = list(self.workers.values())
         entries = []
@@ -1396,6 +1415,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if len(args.instance) > 6 or not re.fullmatch(r"[a-z][a-z0-9]*", args.instance):
         ap.error("--instance: up to 6 lowercase letters and digits")
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     kl = Kubelet(args)
 
     def on_signal(signum, frame):
