@@ -382,6 +382,13 @@ data: {a: "1", b: "2"}
         self.assertNotEqual(p.returncode, 0)
         self.assertIn('strict decoding error: unknown field "spec.bogus"', p.stderr)
 
+    def test_apply_of_a_kind_without_crd(self):
+        p = self.k("apply", "-f", "-", input="apiVersion: example.org/v1\nkind: Nope\nmetadata: {name: x}\n",
+                   check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('no matches for kind "Nope" in version "example.org/v1"', p.stderr)
+        self.assertIn("ensure CRDs are installed first", p.stderr)
+
     def test_wait_for_status_written_later(self):
         self.k("apply", "-f", B1)
 
