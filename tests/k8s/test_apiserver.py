@@ -73,19 +73,26 @@ def backup(name, **spec):
             "metadata": {"name": name}, "spec": spec}
 
 
+_shared = None
+
+
+def tearDownModule():
+    if _shared is not None:
+        _shared.stop()
+
+
 class Shared(unittest.TestCase):
-    """One server (AlwaysAllow, plain HTTP) for the tests that need nothing special; each test works in
-    a namespace of its own."""
+    """One server (AlwaysAllow, plain HTTP), started once for all the tests that need nothing special;
+    each test works in a namespace of its own."""
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = APIServer()
-        cls.srv.start()
-        install_crd(cls.srv)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+        global _shared
+        if _shared is None:
+            _shared = APIServer()
+            _shared.start()
+            install_crd(_shared)
+        cls.srv = _shared
 
     def setUp(self):
         self.ns = fresh_ns(self.srv)
