@@ -3,6 +3,7 @@
 # Usage: scripts/setup.sh                  (install + configure + build)
 #        SKIP_INSTALL=1 scripts/setup.sh   (build only)
 #        SKIP_BUILD=1 scripts/setup.sh     (install only)
+#        SKIP_TEST_DEPS=1 scripts/setup.sh (no npm test packages; image builds)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,7 +32,7 @@ fi
 # The S3 tests' npm packages (s3rver, the AWS SDK, aws4) from tests/s3/package-lock.json.
 # Node comes from Debian (nodejs, npm) unless a node with npm is already on PATH. Skipped when
 # node_modules already matches the lock file.
-if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
+if [[ "${SKIP_INSTALL:-0}" != 1 && "${SKIP_TEST_DEPS:-0}" != 1 ]]; then
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "setup: installing nodejs npm"
     SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
@@ -48,4 +49,4 @@ fi
 
 [[ "${SKIP_BUILD:-0}" == 1 ]] && exit 0
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" >/dev/null
-cmake --build build -j"$(nproc)"
+cmake --build build -j"$(nproc)" ${BUILD_TARGETS:+--target $BUILD_TARGETS}

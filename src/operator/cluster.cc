@@ -89,6 +89,7 @@ Json BackupAgent(const ClusterSpec& c, const ReplsetSpec& rs) {
     env.push_back({{"name", "PBM_ENCRYPTION_KEY_FILE"}, {"value", kEncryptionKeyFile}});
     mounts.push_back(KeyMount());
   }
+  for (const auto& m : c.backup.volume_mounts) mounts.push_back(m);
   Json agent = {{"name", "backup-agent"},
                 {"image", c.backup.image},
                 {"command", Json::array({"pbm-agent"})},
@@ -138,6 +139,7 @@ Json StatefulSet(const ClusterSpec& c, const ReplsetSpec& rs) {
          {"secret",
           {{"secretName", c.encryption_key_secret}, {"defaultMode", 0400}, {"optional", false}}}});
   }
+  for (const auto& v : rs.sidecar_volumes) volumes.push_back(v);
   Json claims = Json::array();
   const Json& vs = rs.volume_spec;
   if (vs.contains("persistentVolumeClaim")) {
@@ -259,6 +261,7 @@ ClusterSpec ParseCluster(const Json& cr) {
     if (rs.size < 1) Fail(ErrorKind::kInvalidArgument, "{}.size: must be at least 1", field);
     rs.resources = r.value("resources", Json::object());
     rs.volume_spec = r.value("volumeSpec", Json::object());
+    rs.sidecar_volumes = r.value("sidecarVolumes", Json::array());
     if (rs.volume_spec.empty()) {
       rs.volume_spec = {
           {"persistentVolumeClaim", {{"resources", {{"requests", {{"storage", "3Gi"}}}}}}}};
@@ -272,6 +275,7 @@ ClusterSpec ParseCluster(const Json& cr) {
   c.backup.image = Get<std::string>(b, {"image"}, "", "spec.backup.image");
   c.backup.type = Get<std::string>(b, {"type"}, "logical", "spec.backup.type");
   c.backup.resources = b.value("resources", Json::object());
+  c.backup.volume_mounts = b.value("volumeMounts", Json::array());
   if (c.backup.type != "logical" && c.backup.type != "physical") {
     Fail(ErrorKind::kInvalidArgument, "spec.backup.type: '{}' is not logical or physical",
          c.backup.type);

@@ -52,6 +52,7 @@ struct ReplsetSpec {
   int size = 3;
   Json resources;    // corev1 ResourceRequirements, as given
   Json volume_spec;  // {persistentVolumeClaim: {...}} | {emptyDir: {}} | {hostPath: {...}}
+  Json sidecar_volumes = Json::array();  // extra pod volumes (e.g. the NFS of a filesystem storage)
 };
 
 struct ClusterSpec {
@@ -76,6 +77,7 @@ struct ClusterSpec {
     std::map<std::string, StorageSpec> storages;
     std::vector<TaskSpec> tasks;
     Json resources;
+    Json volume_mounts = Json::array();  // extra mounts of the backup-agent (a filesystem storage)
   } backup;
 };
 

@@ -73,19 +73,26 @@ def backup(name, **spec):
             "metadata": {"name": name}, "spec": spec}
 
 
+_shared = None
+
+
+def tearDownModule():
+    if _shared is not None:
+        _shared.stop()
+
+
 class Shared(unittest.TestCase):
-    """One server (AlwaysAllow, plain HTTP) for the tests that need nothing special; each test works in
-    a namespace of its own."""
+    """One server (AlwaysAllow, plain HTTP), started once for all the tests that need nothing special;
+    each test works in a namespace of its own."""
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = APIServer()
-        cls.srv.start()
-        install_crd(cls.srv)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.srv.stop()
+        global _shared
+        if _shared is None:
+            _shared = APIServer()
+            _shared.start()
+            install_crd(_shared)
+        cls.srv = _shared
 
     def setUp(self):
         self.ns = fresh_ns(self.srv)
@@ -381,6 +388,13 @@ data: {a: "1", b: "2"}
                                                                       "  bogus: 1"), check=False)
         self.assertNotEqual(p.returncode, 0)
         self.assertIn('strict decoding error: unknown field "spec.bogus"', p.stderr)
+
+    def test_apply_of_a_kind_without_crd(self):
+        p = self.k("apply", "-f", "-", input="apiVersion: example.org/v1\nkind: Nope\nmetadata: {name: x}\n",
+                   check=False)
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('no matches for kind "Nope" in version "example.org/v1"', p.stderr)
+        self.assertIn("ensure CRDs are installed first", p.stderr)
 
     def test_wait_for_status_written_later(self):
         self.k("apply", "-f", B1)

@@ -328,6 +328,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if g["name"] == parts[1]:
                     return self._send(200, dict(kind="APIGroup", apiVersion="v1", **g))
             raise E.APIError(404, "NotFound", "the server could not find the requested resource", {})
+        if p == "/openapi/v2":
+            # An OpenAPI v2 document without definitions (protobuf: the empty message), so that kubectl's
+            # client-side fallbacks find nothing to check and go on as with a real server.
+            return self._send(200, b"", "application/com.github.proto-openapi.spec.v2.v1.0+protobuf")
         if p == "/openapi/v3":
             return self._send(200, {"paths": self._openapi_root()})
         if p.startswith("/openapi/v3/"):
