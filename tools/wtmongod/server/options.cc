@@ -633,6 +633,9 @@ void ApplyEnv(const Env& env, ServerOptions* o) {
   o->authorization = GetString(env, "security.authorization", "") == "enabled";
   o->key_file = GetString(env, "security.keyFile", "");
   o->cluster_auth_mode = GetString(env, "security.clusterAuthMode", "");
+  if (o->authorization && !o->repl_set.empty() && o->key_file.empty())
+    throw OptionError(
+        "security.keyFile is required when authorization is enabled with replica sets");
   if (!o->cluster_auth_mode.empty() && o->key_file.empty())
     throw OptionError("security.clusterAuthMode keyFile requires security.keyFile");
 
