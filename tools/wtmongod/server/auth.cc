@@ -31,7 +31,6 @@ struct Session {
   std::optional<std::pair<std::string, std::string>> user;  // {user, db}
   std::unique_ptr<auth::ScramServer> conv;                  // a conversation in progress
   std::string conv_db;
-  bool conv_b64 = false;  // the client sent the payload as a base64 string
   bool conv_speculative = false;
 };
 
@@ -513,8 +512,10 @@ void AuthorizeUser(Session& s, const std::string& user, const std::string& db) {
   s.user = u;
 }
 
-// Runs one step of the session's conversation; returns {conversationId, done, payload}.
-Doc SaslStep(Node& node, const wire::Connection& conn, Session& s, const std::string& payload) {
+// Runs one step of the session's conversation; returns {conversationId, done, payload}. The
+// payload goes back in the form this step's came (base64 string or BinData), as mongod does.
+Doc SaslStep(Node& node, const wire::Connection& conn, Session& s, const std::string& payload,
+             bool b64) {
   std::string out;
   try {
     out = s.conv->Step(payload);
@@ -527,7 +528,7 @@ Doc SaslStep(Node& node, const wire::Connection& conn, Session& s, const std::st
   bson_t* r = bson_new();
   BSON_APPEND_INT32(r, "conversationId", 1);
   BSON_APPEND_BOOL(r, "done", done);
-  if (s.conv_b64) {
+  if (b64) {
     BSON_APPEND_UTF8(r, "payload", auth::Base64Encode(out).c_str());
   } else {
     BSON_APPEND_BINARY(r, "payload", BSON_SUBTYPE_BINARY,
@@ -577,9 +578,8 @@ Doc StartConversation(Node& node, const wire::Connection& conn, Session& s, cons
       m, [np, m, db](const std::string& user) { return LookupCredential(*np, m, db, user); });
   s.conv->set_skip_empty_exchange(skip_empty);
   s.conv_db = db;
-  s.conv_b64 = b64;
   s.conv_speculative = speculative;
-  return SaslStep(node, conn, s, payload);
+  return SaslStep(node, conn, s, payload, b64);
 }
 
 Doc CmdSaslStart(Node& node, const wire::Request& req, const bson_t* cmd,
@@ -610,7 +610,7 @@ Doc CmdSaslContinue(Node& node, const wire::Request& req, const bson_t* cmd,
   }
   bool b64 = false;
   std::string payload = PayloadOf(cmd, "saslContinue", &b64);
-  Doc step = SaslStep(node, conn, s, payload);
+  Doc step = SaslStep(node, conn, s, payload, b64);
   return Ok(bson_copy(step.get()));
 }
 
