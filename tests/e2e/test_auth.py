@@ -212,7 +212,12 @@ class StandaloneAuthTest(unittest.TestCase):
         with login(self.m, "alice", "pw2") as a:
             a.app.x.find_one()
 
+        # Dropping the user ends the sessions logged in as it.
+        logged_in = login(self.m, "alice", "pw2", maxPoolSize=1)
+        logged_in.app.x.find_one()
         r.admin.command("dropUser", "alice")
+        self.assertEqual(error_of(lambda: logged_in.app.x.find_one()).code, 13)
+        logged_in.close()
         self.assertEqual(r.admin.command("usersInfo", "alice")["users"], [])
         with login(self.m, "alice", "pw2") as a:
             self.assertEqual(error_of(lambda: a.app.x.find_one()).code, 18)

@@ -1278,6 +1278,14 @@ void CheckAuthorized(Node& node, const wire::Connection& conn, const wire::Reque
                      const std::string& name) {
   if (!node.options().auth_enabled() || !RequiresAuth(name)) return;
   Session& s = SessionOf(conn);
+  if (s.user && s.user->first == kInternalUser && s.user->second == kInternalDb) return;
+  // As mongod, a user dropped (or dropped on the primary and replicated) since it logged in is
+  // no longer authenticated on the connections that used it.
+  if (s.user && !ReadUser(node, s.user->second, s.user->first)) {
+    Log(Severity::kInfo, "ACCESS", "Removed deleted user from session cache of user information",
+        "{\"user\":" + JsonQuote(UserString(*s.user)) + "}");
+    s.user.reset();
+  }
   if (s.user) return;  // any authenticated user may run anything (roles are not enforced)
   if (IsLocalhost(conn.remote) && !AnyUserOrRole(node)) {
     if (AllowedByLocalhostException(req, name)) return;
