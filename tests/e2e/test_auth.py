@@ -9,13 +9,12 @@ import base64
 import hashlib
 import hmac
 import os
+import socket
 import unittest
 
-import bson
-from bson.binary import UuidRepresentation
-from bson.codec_options import CodecOptions
 import pymongo
-from bson.binary import Binary
+from bson.binary import Binary, UuidRepresentation
+from bson.codec_options import CodecOptions
 from pymongo import WriteConcern
 from pymongo.errors import OperationFailure
 
@@ -332,6 +331,57 @@ class LocalhostExceptionTest(unittest.TestCase):
                 m.stop()
 
 
+def non_loopback_ipv4():
+    """An address of this machine that is not loopback, or None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))  # no packet is sent
+            ip = s.getsockname()[0]
+        except OSError:
+            return None
+    return None if ip.startswith("127.") else ip
+
+
+class BoundMongod(Mongod):
+    """A Mongod listening on other addresses than the harness's 127.0.0.1."""
+
+    def __init__(self, dbpath, bind_ip, **kw):
+        super().__init__(dbpath, **kw)
+        self.bind_ip = bind_ip
+
+    def argv(self):
+        a = super().argv()
+        a[a.index("--bind_ip") + 1] = self.bind_ip
+        return a
+
+
+class RemoteClientTest(unittest.TestCase):
+    def test_no_localhost_exception_for_remote_clients(self):
+        ip = non_loopback_ipv4()
+        if not ip:
+            self.skipTest("no non-loopback IPv4 address")
+        with TempDir() as d:
+            m = BoundMongod(os.path.join(d, "db"), "127.0.0.1," + ip, args=["--auth"]).start()
+            try:
+                with pymongo.MongoClient("%s:%d" % (ip, m.port), directConnection=True,
+                                         serverSelectionTimeoutMS=10000) as remote:
+                    e = error_of(lambda: remote.admin.command("createUser", "u", pwd="p",
+                                                              roles=["root"]))
+                    self.assertEqual((e.code, e.details["errmsg"]),
+                                     (13, "Command createUser requires authentication"))
+                    self.assertEqual(error_of(lambda: remote.admin.command(
+                        "replSetGetStatus")).code, 13)
+                # From loopback the first user can be created, then the remote client logs in.
+                m.client().admin.command("createUser", "u", pwd="p", roles=["root"])
+                with pymongo.MongoClient("%s:%d" % (ip, m.port), directConnection=True,
+                                         username="u", password="p",
+                                         serverSelectionTimeoutMS=10000) as remote:
+                    remote.app.x.insert_one({"_id": 1})
+                    self.assertEqual(remote.app.x.count_documents({}), 1)
+            finally:
+                m.stop()
+
+
 class WithoutAuthTest(unittest.TestCase):
     def test_offered_credentials_are_checked(self):
         with TempDir() as d:
@@ -458,6 +508,33 @@ class ReplSetKeyFileTest(unittest.TestCase):
         wait_until(lambda: sorted(m["stateStr"] for m in self.root.admin.command(
             "replSetGetStatus")["members"]) == ["PRIMARY", "SECONDARY", "SECONDARY"],
                    what="healthy set after reconfig")
+
+
+class InitiateByUserTest(unittest.TestCase):
+    def test_initiate_by_root_when_users_exist(self):
+        """A dbpath that already has users (from a standalone run): the localhost exception is
+        over, so replSetInitiate needs an authenticated user, as with mongod."""
+        with TempDir() as d:
+            kf = os.path.join(d, "keyfile")
+            make_keyfile(kf)
+            m = Mongod(os.path.join(d, "db"), args=["--keyFile", kf]).start()
+            try:
+                m.client().admin.command("createUser", ROOT_USER, pwd=ROOT_PWD, roles=["root"])
+                m.stop()
+                m.replset = "rs0"
+                m.start()
+                cfg = {"_id": "rs0", "members": [{"_id": 0, "host": m.host}]}
+                e = error_of(lambda: m.client().admin.command("replSetInitiate", cfg))
+                self.assertEqual((e.code, e.details["errmsg"]),
+                                 (13, "Command replSetInitiate requires authentication"))
+                with login(m, ROOT_USER, ROOT_PWD) as c:
+                    c.admin.command("replSetInitiate", cfg)
+                    wait_until(lambda: c.admin.command("hello")["isWritablePrimary"],
+                               what="primary")
+                    c.app.x.insert_one({"_id": 1})
+                    self.assertEqual(c.local.oplog.rs.find_one({"ns": "app.x"})["o"], {"_id": 1})
+            finally:
+                m.stop()
 
 
 class KeyFileStartupTest(unittest.TestCase):
