@@ -66,7 +66,12 @@ class StandaloneAuthTest(unittest.TestCase):
         cls.tmp = TempDir()
         d = cls.tmp.__enter__()
         cls.m = Mongod(os.path.join(d, "db"), args=["--auth"]).start()
-        cls.m.client().admin.command("createUser", ROOT_USER, pwd=ROOT_PWD, roles=["root"])
+        try:
+            cls.m.client().admin.command("createUser", ROOT_USER, pwd=ROOT_PWD, roles=["root"])
+        except Exception:
+            cls.m.kill()
+            cls.tmp.__exit__(None, None, None)
+            raise
         cls.root = login(cls.m, ROOT_USER, ROOT_PWD)
 
     @classmethod
@@ -434,10 +439,16 @@ class ReplSetKeyFileTest(unittest.TestCase):
         cls.keyfile = os.path.join(d, "keyfile")
         cls.key = base64.b64encode(make_keyfile(cls.keyfile)).decode()
         cls.rs = ReplSet(d, args=["--keyFile", cls.keyfile])
-        # replSetInitiate and replSetGetStatus run under the localhost exception, as with mongod.
-        cls.rs.start()
-        cls.rs.primary.client().admin.command("createUser", ROOT_USER, pwd=ROOT_PWD,
-                                              roles=["root"])
+        try:
+            # replSetInitiate and replSetGetStatus run under the localhost exception, as with
+            # mongod.
+            cls.rs.start()
+            cls.rs.primary.client().admin.command("createUser", ROOT_USER, pwd=ROOT_PWD,
+                                                  roles=["root"])
+        except Exception:
+            cls.rs.kill()  # tearDownClass does not run when setUpClass fails
+            cls.tmp.__exit__(None, None, None)
+            raise
         cls.startup_logs = [m.log() for m in cls.rs.members]
         cls.root = pymongo.MongoClient(cls.rs.uri(), username=ROOT_USER, password=ROOT_PWD,
                                        serverSelectionTimeoutMS=10000)
