@@ -52,7 +52,8 @@ Json MongodArgs(const ClusterSpec& c, const ReplsetSpec& rs) {
                         "--wiredTigerCollectionBlockCompressor=" + c.block_compressor,
                         "--wiredTigerJournalCompressor=" + c.journal_compressor,
                         std::string("--wiredTigerIndexPrefixCompression=") +
-                            (c.prefix_compression ? "true" : "false")});
+                            (c.prefix_compression ? "true" : "false"),
+                        std::string("--keyFile=") + kKeyFilePath});
   if (c.directory_for_indexes) a.push_back("--wiredTigerDirectoryForIndexes");
   if (c.enable_encryption) {
     a.push_back("--enableEncryption");
@@ -108,7 +109,8 @@ Json StatefulSet(const ClusterSpec& c, const ReplsetSpec& rs) {
                {"image", c.image},
                {"command", Json::array({kEntrypointInstaller})},
                {"volumeMounts", Json::array({DataMount()})}};
-  Json mounts = Json::array({DataMount()});
+  Json mounts = Json::array(
+      {DataMount(), {{"name", kKeyFileVolume}, {"mountPath", kKeyFileDir}, {"readOnly", true}}});
   if (c.enable_encryption) mounts.push_back(KeyMount());
   Json mongod = {
       {"name", "mongod"},
@@ -132,7 +134,11 @@ Json StatefulSet(const ClusterSpec& c, const ReplsetSpec& rs) {
   Json containers = Json::array({mongod});
   if (c.backup.enabled) containers.push_back(BackupAgent(c, rs));
 
-  Json volumes = Json::array();
+  // mongod refuses a key file that others may read: 0400.
+  Json volumes = Json::array(
+      {{{"name", kKeyFileVolume},
+        {"secret",
+         {{"secretName", c.keyfile_secret}, {"defaultMode", 0400}, {"optional", false}}}}});
   if (c.enable_encryption) {
     volumes.push_back(
         {{"name", kEncryptionKeyVolume},
@@ -161,7 +167,7 @@ Json StatefulSet(const ClusterSpec& c, const ReplsetSpec& rs) {
                    {"containers", containers},
                    {"restartPolicy", "Always"},
                    {"terminationGracePeriodSeconds", 60}};
-  if (!volumes.empty()) pod_spec["volumes"] = volumes;
+  pod_spec["volumes"] = volumes;
   Json spec = {
       {"serviceName", ServiceName(c, rs)},
       {"replicas", rs.size},
@@ -210,6 +216,8 @@ ClusterSpec ParseCluster(const Json& cr) {
   c.encryption_key_secret =
       Get<std::string>(spec, {"secrets", "encryptionKey"}, c.name + "-mongodb-encryption-key",
                        "spec.secrets.encryptionKey");
+  c.keyfile_secret = Get<std::string>(spec, {"secrets", "keyFile"}, c.name + "-mongodb-keyfile",
+                                      "spec.secrets.keyFile");
   c.port = Get<int>(spec, {"mongod", "net", "port"}, 27017, "spec.mongod.net.port");
   c.enable_encryption = Get<bool>(spec, {"mongod", "security", "enableEncryption"}, true,
                                   "spec.mongod.security.enableEncryption");

@@ -27,6 +27,11 @@ inline constexpr const char* kEncryptionKeyVolume = "encryption-key";
 inline constexpr const char* kEncryptionKeyDir = "/etc/mongodb-encryption";
 inline constexpr const char* kEncryptionKeyFile = "/etc/mongodb-encryption/encryption-key";
 inline constexpr const char* kEncryptionKeyKey = "encryption-key";  // the key in the Secret
+// Internal authentication between members (and access control: a key file implies --auth).
+inline constexpr const char* kKeyFileVolume = "mongodb-keyfile";
+inline constexpr const char* kKeyFileDir = "/etc/mongodb-secrets";
+inline constexpr const char* kKeyFilePath = "/etc/mongodb-secrets/mongodb-key";
+inline constexpr const char* kKeyFileKey = "mongodb-key";
 
 struct StorageSpec {
   std::string name;
@@ -61,6 +66,7 @@ struct ClusterSpec {
   std::string image_pull_policy;
   std::string users_secret;
   std::string encryption_key_secret;
+  std::string keyfile_secret;
   int port = 27017;
   // mongod options (spec.mongod): what a physical restore must match.
   bool enable_encryption = false;

@@ -109,7 +109,7 @@ std::string Reconciler::UserSecret(const ClusterSpec& c, const std::string& key)
 }
 
 std::unique_ptr<mongo::Client> Reconciler::Connect(const ClusterSpec& c, const ReplsetSpec& rs,
-                                                   bool direct, bool with_credentials) {
+                                                   bool direct, Identity as) {
   std::string hosts;
   for (int i = 0; i < (direct ? 1 : rs.size); ++i) {
     hosts += (hosts.empty() ? "" : ",") + MemberHost(c, rs, i, o_.cluster_domain);
@@ -117,9 +117,21 @@ std::unique_ptr<mongo::Client> Reconciler::Connect(const ClusterSpec& c, const R
   std::string uri = "mongodb://" + hosts + "/?" +
                     (direct ? std::string("directConnection=true") : "replicaSet=" + rs.name) +
                     "&serverSelectionTimeoutMS=" + std::to_string(o_.mongo_timeout_ms);
-  if (with_credentials) {
+  if (as == Identity::kClusterAdmin) {
     uri = control::WithCredentials(uri, UserSecret(c, "MONGODB_CLUSTER_ADMIN_USER"),
                                    UserSecret(c, "MONGODB_CLUSTER_ADMIN_PASSWORD"));
+  } else if (as == Identity::kInternal) {
+    // Before any user exists: the members' internal identity, __system@local with the key file
+    // as its password (mongod's keyFile authentication), which needs no exec into a pod.
+    std::string key;
+    auto s = kc_.TryGet(kube::resources::kSecrets, c.ns, c.keyfile_secret);
+    if (!s || !Base64Decode((*s)["data"].value(kKeyFileKey, std::string()), &key) || key.empty()) {
+      Fail(ErrorKind::kNotFound, "Secret {}/{}: no {}", c.ns, c.keyfile_secret, kKeyFileKey);
+    }
+    key.erase(
+        std::remove_if(key.begin(), key.end(), [](unsigned char ch) { return std::isspace(ch); }),
+        key.end());
+    uri = control::WithCredentials(uri, "__system", key) + "&authSource=local";
   }
   return std::make_unique<mongo::Client>(uri, o_.mongo_timeout_ms);
 }
@@ -139,6 +151,15 @@ void Reconciler::EnsureSecrets(const ClusterSpec& c) {
                 {"metadata", {{"name", c.users_secret}, {"namespace", c.ns}}},
                 {"type", "Opaque"},
                 {"data", data}});
+  }
+  if (!kc_.TryGet(kube::resources::kSecrets, c.ns, c.keyfile_secret)) {
+    // 768 base64 characters, as upstream's generated key files.
+    kc_.Create(kube::resources::kSecrets, c.ns,
+               {{"apiVersion", "v1"},
+                {"kind", "Secret"},
+                {"metadata", {{"name", c.keyfile_secret}, {"namespace", c.ns}}},
+                {"type", "Opaque"},
+                {"data", {{kKeyFileKey, Base64Encode(Base64Encode(RandomBytes(576)))}}}});
   }
   if (c.enable_encryption &&
       !kc_.TryGet(kube::resources::kSecrets, c.ns, c.encryption_key_secret)) {
@@ -190,7 +211,7 @@ void Reconciler::ApplyObjects(const ClusterSpec& c) {
 }
 
 bool Reconciler::InitReplset(const ClusterSpec& c, const ReplsetSpec& rs, std::string* message) {
-  auto first = Connect(c, rs, /*direct=*/true, /*with_credentials=*/false);
+  auto first = Connect(c, rs, /*direct=*/true, Identity::kInternal);
   control::Json hello = first->RunCommand("admin", {{"hello", 1}});
   if (!hello.contains("setName")) {
     control::Json members = control::Json::array();
@@ -207,7 +228,7 @@ bool Reconciler::InitReplset(const ClusterSpec& c, const ReplsetSpec& rs, std::s
     }
   }
   // The users are created on the primary, once it is elected.
-  auto set = Connect(c, rs, /*direct=*/false, /*with_credentials=*/false);
+  auto set = Connect(c, rs, /*direct=*/false, Identity::kInternal);
   control::Json h = set->RunCommand("admin", {{"hello", 1}});
   if (!h.value("isWritablePrimary", false) && h.value("primary", std::string()).empty()) {
     *message = "replset " + rs.name + ": waiting for a primary";
@@ -309,7 +330,7 @@ int Reconciler::ReconcileCluster(const std::string& ns, const std::string& name)
       if (s.main) main = n;
     }
     try {
-      auto cl = Connect(c, c.replsets[0], false, true);
+      auto cl = Connect(c, c.replsets[0], false, Identity::kClusterAdmin);
       control::Control ctl(*cl);
       if (!ctl.GetConfig()) UseStorage(ctl, c, main);
     } catch (const Error& e) {
@@ -407,7 +428,7 @@ int Reconciler::ReconcileBackup(const std::string& ns, const std::string& name) 
       try {
         Json ccr;
         ClusterSpec c = ClusterOf(kc_, ns, spec.value("clusterName", ""), &ccr);
-        auto cl = Connect(c, c.replsets[0], false, true);
+        auto cl = Connect(c, c.replsets[0], false, Identity::kClusterAdmin);
         control::Control ctl(*cl);
         UseStorage(ctl, c, st.value("storageName", spec.value("storageName", "")));
         control::DeleteBackup(ctl, pbm_name);
@@ -474,7 +495,7 @@ int Reconciler::ReconcileBackup(const std::string& ns, const std::string& name) 
       return 5;
     }
     try {
-      auto cl = Connect(c, c.replsets[0], false, true);
+      auto cl = Connect(c, c.replsets[0], false, Identity::kClusterAdmin);
       control::Control ctl(*cl);
       UseStorage(ctl, c, storage_name);
       control::BackupStart req;
@@ -508,7 +529,7 @@ int Reconciler::ReconcileBackup(const std::string& ns, const std::string& name) 
 
   std::optional<backup::BackupMeta> meta;
   try {
-    auto cl = Connect(c, c.replsets[0], false, true);
+    auto cl = Connect(c, c.replsets[0], false, Identity::kClusterAdmin);
     control::Control ctl(*cl);
     meta = ctl.GetBackup(pbm_name);
   } catch (const Error& e) {
@@ -604,7 +625,7 @@ int Reconciler::ReconcileRestore(const std::string& ns, const std::string& name)
       return 5;
     }
     try {
-      auto cl = Connect(c, c.replsets[0], false, true);
+      auto cl = Connect(c, c.replsets[0], false, Identity::kClusterAdmin);
       control::Control ctl(*cl);
       UseStorage(ctl, c, storage_name);
       auto started = control::StartRestore(ctl, *cl, backup_name);
@@ -634,7 +655,7 @@ int Reconciler::ReconcileRestore(const std::string& ns, const std::string& name)
     std::unique_ptr<mongo::Client> cl;
     std::unique_ptr<control::Control> ctl;
     try {
-      cl = Connect(c, c.replsets[0], false, true);
+      cl = Connect(c, c.replsets[0], false, Identity::kClusterAdmin);
       ctl = std::make_unique<control::Control>(*cl);
     } catch (const Error&) {
     }

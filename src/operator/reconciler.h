@@ -46,9 +46,11 @@ class Reconciler {
   void RunSchedules(const std::string& ns, int64_t now);
 
  private:
-  // A connection to a replset: all members (replicaSet) or member 0 alone (direct).
+  enum class Identity { kClusterAdmin, kInternal };
+  // A connection to a replset: all members (replicaSet) or member 0 alone (direct), as the
+  // clusterAdmin user of the users Secret or as the members' internal user (key file).
   std::unique_ptr<mongo::Client> Connect(const ClusterSpec& c, const ReplsetSpec& rs, bool direct,
-                                         bool with_credentials);
+                                         Identity as);
   // The users Secret's value for `key` ("" when the Secret or the key is missing).
   std::string UserSecret(const ClusterSpec& c, const std::string& key);
   void EnsureSecrets(const ClusterSpec& c);

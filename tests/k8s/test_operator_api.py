@@ -122,6 +122,8 @@ class OperatorAgainstApiServer(unittest.TestCase):
         self.assertIn("MONGODB_BACKUP_PASSWORD", users["data"])
         key = wait("the key Secret", lambda: self.get("secret", "my-cluster-name-mongodb-encryption-key"))
         self.assertIn("encryption-key", key["data"])
+        kf = wait("the key file Secret", lambda: self.get("secret", "my-cluster-name-mongodb-keyfile"))
+        self.assertEqual(len(__import__("base64").b64decode(kf["data"]["mongodb-key"])), 768)
         st = wait("cluster status", lambda: self.status("psmdb", "my-cluster-name").get("state"))
         self.assertEqual(st, "initializing")  # no pods run here
         lease = wait("the lease", lambda: self.get("lease", "psmdb-operator-lock"))

@@ -28,6 +28,12 @@ const char* CodeName(ErrorCode code) {
       return "UnsupportedFormat";
     case ErrorCode::kUnauthorized:
       return "Unauthorized";
+    case ErrorCode::kAuthenticationFailed:
+      return "AuthenticationFailed";
+    case ErrorCode::kRoleNotFound:
+      return "RoleNotFound";
+    case ErrorCode::kMechanismUnavailable:
+      return "MechanismUnavailable";
     case ErrorCode::kTypeMismatch:
       return "TypeMismatch";
     case ErrorCode::kOverflow:

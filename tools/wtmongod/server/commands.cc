@@ -22,6 +22,7 @@
 #include "query/projection.h"
 #include "query/sort.h"
 #include "query/update.h"
+#include "server/auth.h"
 #include "server/backup_cursor.h"
 #include "server/cursors.h"
 #include "server/node.h"
@@ -409,6 +410,14 @@ Doc CmdHello(Node& node, const wire::Request& req, const bson_t* cmd) {
   BSON_APPEND_INT32(r, "minWireVersion", 0);
   BSON_APPEND_INT32(r, "maxWireVersion", 17);
   BSON_APPEND_BOOL(r, "readOnly", node.read_only());
+  if (tl_conn) {
+    try {
+      AppendHelloAuthFields(node, *tl_conn, cmd, r);
+    } catch (...) {
+      bson_destroy(r);
+      throw;
+    }
+  }
   return Ok(r);
 }
 
@@ -1717,9 +1726,13 @@ Doc RunCommand(Node& node, const wire::Request& req, const wire::Connection& con
   std::string name = FirstKey(cmd);
   auto& handlers = Handlers();
   auto it = handlers.find(name);
-  if (it == handlers.end()) {
+  auto& auth_handlers = AuthCommands();
+  auto ait = auth_handlers.find(name);
+  if (it == handlers.end() && ait == auth_handlers.end()) {
     throw MongoError(ErrorCode::kCommandNotFound, "no such command: '" + name + "'");
   }
+  CheckAuthorized(node, conn, req, name);
+  if (ait != auth_handlers.end()) return ait->second(node, req, cmd, conn);
   return it->second(node, req, cmd);
 }
 

@@ -9,12 +9,13 @@
 #include <mutex>
 #include <thread>
 
+#include "auth/security_file.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "server/commands.h"
 #include "server/node.h"
-#include "server/repl.h"
 #include "server/options.h"
+#include "server/repl.h"
 #include "wire/server.h"
 
 namespace wtm {
@@ -33,6 +34,7 @@ void RequestShutdown() {
 }
 
 // Exit codes as mongod's: 48 network error, 100 uncaught storage/data error.
+constexpr int kExitFailure = 1;
 constexpr int kExitNetError = 48;
 constexpr int kExitDataError = 100;
 
@@ -63,8 +65,27 @@ int ServerMain(int argc, char** argv) {
   Log(Severity::kInfo, "CONTROL", "MongoDB starting",
       "{\"pid\":" + std::to_string(getpid()) + ",\"port\":" + std::to_string(opts.port) +
           ",\"dbPath\":" + JsonQuote(opts.dbpath) + ",\"version\":" + JsonQuote(kServerVersion) + "}");
+  // The key file is read before anything else starts, as mongod does; a file mongod would refuse
+  // stops the process with mongod's two log lines and exit code 1.
+  std::vector<std::string> internal_keys;
+  if (!opts.key_file.empty()) {
+    try {
+      internal_keys = auth::ReadSecurityFile(opts.key_file);
+    } catch (const auth::SecurityFileError& e) {
+      Log(Severity::kInfo, "ACCESS", "Read security file failed",
+          "{\"error\":{\"code\":" + std::to_string(e.code()) +
+              ",\"codeName\":" + JsonQuote(CodeName(static_cast<ErrorCode>(e.code()))) +
+              ",\"errmsg\":" + JsonQuote(e.what()) + "}}");
+      Log(Severity::kFatal, "CONTROL", "Error creating service context",
+          "{\"error\":\"Location5579201: Unable to acquire security key[s]\"}");
+      std::cerr << "wtmongod: " << e.what() << "\n"
+                << "wtmongod: Location5579201: Unable to acquire security key[s]" << std::endl;
+      return kExitFailure;
+    }
+  }
   mongoc_init();
   auto node = std::make_unique<Node>(opts);
+  node->set_internal_keys(std::move(internal_keys));
   try {
     node->Startup();
   } catch (const std::exception& e) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/doc.h"
 #include "server/catalog.h"
@@ -37,6 +38,10 @@ class Node {
   BackupCursors& backup() { return *backup_; }
   // Writes are serialized: one writer at a time keeps oplog timestamps free of holes.
   std::mutex& write_mutex() { return write_mu_; }
+  // The keys of security.keyFile (none without one); this member authenticates to the others as
+  // __system@local with the first, and accepts __system@local with it.
+  void set_internal_keys(std::vector<std::string> keys) { internal_keys_ = std::move(keys); }
+  const std::vector<std::string>& internal_keys() const { return internal_keys_; }
   // Read-only: recoverFromOplogAsStandalone without takeUnstableCheckpointOnShutdown.
   bool read_only() const { return read_only_; }
   int64_t start_time() const { return start_time_; }
@@ -64,6 +69,7 @@ class Node {
   std::unique_ptr<BackupCursors> backup_;
   std::mutex write_mu_;
   bool read_only_ = false;
+  std::vector<std::string> internal_keys_;
   int64_t start_time_ = 0;
 
   std::mutex oplog_mu_;

@@ -187,6 +187,25 @@ const std::vector<Spec>& Specs() {
        0,
        0,
        "cipher mode to use for encryption at rest"},
+      {"auth", "security.authorization", false, Kind::kSwitch, {}, 0, 0, "run with security"},
+      {"noauth", "security.noauth", false, Kind::kSwitch, {}, 0, 0, "run without security"},
+      {nullptr, "security.authorization", true, Kind::kEnum, {"enabled", "disabled"}, 0, 0, ""},
+      {"keyFile",
+       "security.keyFile",
+       true,
+       Kind::kString,
+       {},
+       0,
+       0,
+       "private key for cluster authentication"},
+      {"clusterAuthMode",
+       "security.clusterAuthMode",
+       true,
+       Kind::kEnum,
+       {"keyFile"},
+       0,
+       0,
+       "authentication mode used for cluster authentication (only keyFile is supported)"},
       {"fork",
        "processManagement.fork",
        true,
@@ -406,7 +425,13 @@ CommandLine ParseCommandLine(int argc, const char* const* argv) {
       SetParameter(kv.substr(0, eq), kv.substr(eq + 1), &cl.env);
     } else if (const Spec* spec = FindFlag(name)) {
       once(flag);
-      if (spec->kind == Kind::kSwitch) {
+      if (name == "auth" || name == "noauth") {
+        // As mongod, both are canonicalised to security.authorization.
+        no_value();
+        if (cl.env.count("security.authorization"))
+          throw OptionError("option '--auth' cannot be specified with '--noauth'");
+        cl.env["security.authorization"] = std::string(name == "auth" ? "enabled" : "disabled");
+      } else if (spec->kind == Kind::kSwitch) {
         no_value();
         cl.env[spec->key] = true;
       } else {
@@ -583,6 +608,15 @@ void ApplyEnv(const Env& env, ServerOptions* o) {
   if (o->enable_encryption && o->encryption_key_file.empty())
     throw OptionError(
         "--enableEncryption requires --encryptionKeyFile (Vault and KMIP are not supported)");
+
+  o->authorization = GetString(env, "security.authorization", "") == "enabled";
+  o->key_file = GetString(env, "security.keyFile", "");
+  o->cluster_auth_mode = GetString(env, "security.clusterAuthMode", "");
+  if (o->authorization && !o->repl_set.empty() && o->key_file.empty())
+    throw OptionError(
+        "security.keyFile is required when authorization is enabled with replica sets");
+  if (!o->cluster_auth_mode.empty() && o->key_file.empty())
+    throw OptionError("security.clusterAuthMode keyFile requires security.keyFile");
 
   if (GetBool(env, "processManagement.fork", false)) throw OptionError("fork is not supported");
 

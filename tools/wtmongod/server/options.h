@@ -29,6 +29,14 @@ struct ServerOptions {
   std::string encryption_key_file;  // --encryptionKeyFile, security.encryptionKeyFile
   std::string encryption_cipher_mode =
       "AES256-CBC";  // --encryptionCipherMode AES256-CBC|AES256-GCM
+  // --auth / --noauth, security.authorization enabled|disabled.
+  bool authorization = false;
+  // --keyFile, security.keyFile: members authenticate to each other as __system@local with its
+  // contents; implies authorization (as mongod).
+  std::string key_file;
+  std::string cluster_auth_mode;  // --clusterAuthMode, security.clusterAuthMode (keyFile only)
+  // Whether clients must authenticate: authorization enabled or a key file set.
+  bool auth_enabled() const { return authorization || !key_file.empty(); }
   // --wiredTigerCollectionBlockCompressor none|snappy|zlib|zstd,
   // storage.wiredTiger.collectionConfig.blockCompressor
   std::string block_compressor = "snappy";

@@ -209,6 +209,37 @@ TEST(ServerOptionsTest, EncryptionRules) {
   EXPECT_EQ(o.encryption_cipher_mode, "AES256-CBC");
 }
 
+TEST(ServerOptionsTest, AuthOptions) {
+  ServerOptions o = Ok({});
+  EXPECT_FALSE(o.auth_enabled());
+  o = Ok({"--auth"});
+  EXPECT_TRUE(o.authorization);
+  EXPECT_TRUE(o.auth_enabled());
+  // As mongod, --auth is reported as security.authorization: "enabled".
+  EXPECT_EQ(o.parsed.ToJson(),
+            Doc::FromJson(R"({"security": {"authorization": "enabled"}})").ToJson());
+  o = Ok({"--noauth"});
+  EXPECT_FALSE(o.auth_enabled());
+  o = Ok({"--keyFile", "/etc/k"});
+  EXPECT_EQ(o.key_file, "/etc/k");
+  EXPECT_FALSE(o.authorization);
+  EXPECT_TRUE(o.auth_enabled());  // a key file implies authorization
+  EXPECT_NE(Err({"--auth", "--noauth"}).find("cannot be specified with"), std::string::npos);
+  EXPECT_NE(Err({"--clusterAuthMode", "x509"}).find("allowed values are keyFile"),
+            std::string::npos);
+  TempConfig cfg(
+      "security:\n  authorization: enabled\n  keyFile: /k\n  clusterAuthMode: keyFile\n");
+  o = Ok({"-f", cfg.path()});
+  EXPECT_TRUE(o.authorization);
+  EXPECT_EQ(o.key_file, "/k");
+  EXPECT_EQ(o.cluster_auth_mode, "keyFile");
+  TempConfig off("security:\n  authorization: disabled\n");
+  EXPECT_FALSE(Ok({"-f", off.path()}).auth_enabled());
+  TempConfig bad("security:\n  authorization: yes\n");
+  EXPECT_NE(Err({"-f", bad.path()}).find("allowed values are enabled, disabled"),
+            std::string::npos);
+}
+
 TEST(ServerOptionsTest, SetParameter) {
   ServerOptions o = Ok({"--setParameter", "recoverFromOplogAsStandalone=true", "--setParameter",
                         "takeUnstableCheckpointOnShutdown=1", "--setParameter=enableTestCommands=0",

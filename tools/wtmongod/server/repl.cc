@@ -44,15 +44,26 @@ uint64_t OpTimeTs(const bson_t* b, const char* path) {
   return 0;
 }
 
-// A direct connection to one member, with short timeouts.
+// A direct connection to one member, with short timeouts. With a key file, it authenticates as
+// __system@local with the key as the password (mongod's internal authentication; the mechanism
+// is negotiated through saslSupportedMechs, so SCRAM-SHA-256).
 struct Client {
   mongoc_client_t* c = nullptr;
   std::string host;
-  explicit Client(const std::string& h, int socket_timeout_ms = 5000) : host(h) {
-    std::string uri = "mongodb://" + h +
-                      "/?directConnection=true&connectTimeoutMS=1000&serverSelectionTimeoutMS=1500"
-                      "&socketTimeoutMS=" + std::to_string(socket_timeout_ms);
-    c = mongoc_client_new(uri.c_str());
+  Client(const std::string& h, const Node& node, int socket_timeout_ms = 5000) : host(h) {
+    std::string text = "mongodb://" + h +
+                       "/?directConnection=true&connectTimeoutMS=1000&serverSelectionTimeoutMS=1500"
+                       "&socketTimeoutMS=" +
+                       std::to_string(socket_timeout_ms);
+    mongoc_uri_t* uri = mongoc_uri_new(text.c_str());
+    if (!uri) return;
+    if (!node.internal_keys().empty()) {
+      mongoc_uri_set_username(uri, "__system");
+      mongoc_uri_set_password(uri, node.internal_keys().front().c_str());
+      mongoc_uri_set_auth_source(uri, "local");
+    }
+    c = mongoc_client_new_from_uri(uri);
+    mongoc_uri_destroy(uri);
     if (c) mongoc_client_set_error_api(c, MONGOC_ERROR_API_VERSION_2);
   }
   ~Client() {
@@ -911,7 +922,7 @@ void Repl::HeartbeatLoop() {
       if (static_cast<int>(i) == self) continue;
       const std::string& host = cfg->members[i].host;
       auto& cl = clients[host];
-      if (!cl) cl = std::make_unique<Client>(host, 3000);
+      if (!cl) cl = std::make_unique<Client>(host, node_, 3000);
       bson_t cmd = BSON_INITIALIZER;
       BSON_APPEND_UTF8(&cmd, "replSetHeartbeat", cfg->set_name.c_str());
       BSON_APPEND_INT64(&cmd, "configVersion", cfg->version);
@@ -993,7 +1004,7 @@ void Repl::ReportPosition(const std::string& source) {
 
 bool Repl::InitialSync(const std::string& source) {
   Log(Severity::kInfo, "INITSYNC", "Initial sync started", "{\"syncSource\":" + JsonQuote(source) + "}");
-  Client cl(source, 60000);
+  Client cl(source, node_, 60000);
   std::string err;
   // 1. Where the sync starts: the source's newest oplog entry.
   Doc begin;
@@ -1130,7 +1141,7 @@ bool Repl::InitialSync(const std::string& source) {
 }
 
 bool Repl::FetchAndApply(const std::string& source) {
-  Client cl(source, 10000);
+  Client cl(source, node_, 10000);
   std::string err;
   uint64_t from = last_applied_.load();
   bson_t* cmd = bson_new();

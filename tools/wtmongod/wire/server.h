@@ -19,6 +19,9 @@ namespace wtm::wire {
 struct Connection {
   int64_t id;          // 1, 2, ... per server
   std::string remote;  // "127.0.0.1:5555" or "[::1]:5555"
+  // State the handler keeps for this connection (who authenticated, a SASL conversation); only
+  // the connection's own thread touches it, and it goes when the connection closes.
+  mutable std::shared_ptr<void> session;
 };
 
 // Handles one request; returns the reply document (ignored when the request has more_to_come).
