@@ -542,6 +542,14 @@ class PodWorker(threading.Thread):
         self.netns = self.veth = self.ip = None
         self.netns_fd = None
         self.hosts_path = os.path.join(self.dir, "hosts")
+        # The pod's hostname (UTS namespace): its name, or its FQDN with setHostnameAsFQDN (the pod
+        # field, or --set-hostname-as-fqdn for every pod); the kernel takes at most 64 bytes.
+        pspec = pod.get("spec") or {}
+        self.hostname = pspec.get("hostname") or self.name
+        if pspec.get("subdomain") and (pspec.get("setHostnameAsFQDN") or kl.args.set_hostname_as_fqdn):
+            fq = f"{self.hostname}.{pspec['subdomain']}.{self.ns}.svc.{kl.args.cluster_domain}"
+            if len(fq) <= 64:
+                self.hostname = fq
         spec = pod.get("spec") or {}
         self.restart_policy = spec.get("restartPolicy", "Always")
         self.inits = [Container(self, c, True) for c in spec.get("initContainers") or []]
@@ -639,7 +647,7 @@ class PodWorker(threading.Thread):
     # ---- starting a container ----
 
     def env_of(self, c, image):
-        env = {"PATH": image["PATH"], "HOSTNAME": self.name, "HOME": "/root"}
+        env = {"PATH": image["PATH"], "HOSTNAME": self.hostname, "HOME": "/root"}
         env.update(image.get("env") or {})
         for e in c.spec.get("env") or []:
             n = e["name"]
@@ -741,7 +749,7 @@ class PodWorker(threading.Thread):
         try:
             proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                     start_new_session=True, close_fds=True,
-                                    preexec_fn=Launch(self.netns_fd, self.name, ops, newroot,
+                                    preexec_fn=Launch(self.netns_fd, self.hostname, ops, newroot,
                                                       spec.get("workingDir") or image.get("workingDir"), w))
         except OSError as e:
             failure = f"exec {argv[0]}: {e.strerror}"
@@ -877,7 +885,7 @@ class PodWorker(threading.Thread):
         r, w = os.pipe()
         try:
             p = subprocess.run(argv, env={"PATH": image["PATH"]}, capture_output=True, timeout=timeout,
-                               preexec_fn=Launch(self.netns_fd, self.name, mount_plan(targets, newroot, self.kl.rootfs),
+                               preexec_fn=Launch(self.netns_fd, self.hostname, mount_plan(targets, newroot, self.kl.rootfs),
                                                  newroot, c.spec.get("workingDir"), w))
             return p.returncode == 0
         except (OSError, subprocess.SubprocessError):
@@ -1405,6 +1413,8 @@ def main(argv=None):
     ap.add_argument("--instance", default="kl0", help="prefix of netns, veth and bridge names (<= 6 chars)")
     ap.add_argument("--node-name", default="node-1")
     ap.add_argument("--cluster-domain", default="cluster.local")
+    ap.add_argument("--set-hostname-as-fqdn", action="store_true",
+                    help="every pod with a subdomain gets its FQDN as hostname (as spec.setHostnameAsFQDN)")
     ap.add_argument("--backoff-initial", type=float, default=1.0)
     ap.add_argument("--backoff-max", type=float, default=10.0)
     ap.add_argument("--backoff-reset", type=float, default=10.0)
