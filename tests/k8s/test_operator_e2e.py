@@ -27,6 +27,7 @@ from localkube import LocalKube  # noqa: E402
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 BIN = os.path.abspath(os.environ.get("PSMDB_BIN", os.path.join(ROOT, "build", "bin")))
 DEPLOY = os.path.join(ROOT, "deploy")
+OPERATOR = os.environ.get("PSMDB_OPERATOR", os.path.join(BIN, "psmdb-operator"))  # another build, to try a fix
 NS = "default"
 # Not deploy/cr.yaml's my-cluster-name: see --set-hostname-as-fqdn below (64-byte hostnames).
 CLUSTER = "db"
@@ -87,7 +88,7 @@ class OperatorE2E(unittest.TestCase):
         cls.k = cls.kube.kubectl
         cls.k("apply", "-f", os.path.join(DEPLOY, "crd.yaml"))
         cls.op_log = open(os.path.join(cls.kube.tmp, "operator.log"), "w")
-        cls.op = subprocess.Popen([os.path.join(BIN, "psmdb-operator"), "--kubeconfig", cls.kube.kubeconfig,
+        cls.op = subprocess.Popen([OPERATOR, "--kubeconfig", cls.kube.kubeconfig,
                                    "--namespace", NS, "--identity", "e2e", "--watch-timeout", "5"],
                                   stdout=cls.op_log, stderr=subprocess.STDOUT)
         cls.started = time.monotonic()
@@ -323,6 +324,44 @@ class OperatorE2E(unittest.TestCase):
         self.assertNotRegex(log, rf"pod {NS}/{STS}-\d container mongod: (start failed|pid)")
         self.wait("psmdb ready", lambda: self.state("psmdb", CLUSTER) == "ready", timeout=30)
         self.assertEqual(self.docs(self.rs_client()), before)
+
+    def test_7_restore_after_key_change_refused(self):
+        """The cluster's encryption key Secret changes (the agents see the new key file; the running
+        mongods keep the old key): restoring backup1, made with the old key, is refused before
+        anything is touched."""
+        import base64
+        c = self.rs_client()
+        c.shop.marker.insert_one({"_id": "after-restore"})
+        before = self.docs(c) + [("marker", c.shop.marker.count_documents({}))]
+        c.close()
+        uids = self.uids()
+        name = f"{CLUSTER}-mongodb-encryption-key"
+        sec = self.getj("secret", name)
+        key = next(iter(sec["data"]))
+        old = sec["data"][key]
+        new_key = base64.b64encode(os.urandom(32))
+        self.k("patch", "secret", name, "--type=merge", "-p",
+               json.dumps({"data": {key: base64.b64encode(new_key).decode()}}))
+        try:
+            path = os.path.join(self.kube.root, "pods", f"{NS}_{STS}-0", "volumes", "encryption-key", key)
+            self.wait("the new key in the pods", lambda: open(path, "rb").read().strip() == new_key, timeout=20)
+            log_before = len(self.kube.kubelet_log_text())
+            r = self.apply({"apiVersion": "psmdb.percona.com/v1", "kind": "PerconaServerMongoDBRestore",
+                            "metadata": {"name": "restore-newkey"},
+                            "spec": {"clusterName": CLUSTER, "backupName": "backup1"}})
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.wait("restore-newkey done", lambda: self.state("psmdb-restore", "restore-newkey") in ("error", "ready"),
+                      timeout=180)
+            st = self.getj("psmdb-restore", "restore-newkey")["status"]
+            self.assertEqual(st["state"], "error", st)
+            self.assertRegex(st.get("error", ""), r"(?i)key|encryption", st)
+            self.assertEqual(self.uids(), uids)
+            log = self.kube.kubelet_log_text()[log_before:]
+            self.assertNotRegex(log, rf"pod {NS}/{STS}-\d container mongod: (start failed|pid)")
+            c = self.rs_client()
+            self.assertEqual(self.docs(c) + [("marker", c.shop.marker.count_documents({}))], before)
+        finally:
+            self.k("patch", "secret", name, "--type=merge", "-p", json.dumps({"data": {key: old}}))
 
 
 if __name__ == "__main__":
