@@ -264,6 +264,20 @@ class KubeletTest(unittest.TestCase):
         self.assertIn("nowhere/nothing:1", w["message"])
         k.kubectl("delete", "pod", "noimage", "--wait=false")
 
+    def test_hostname_as_fqdn(self):
+        k = self.kube
+        k.kubectl("apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "fq"},
+            "spec": {"hostname": "fq", "subdomain": "web", "setHostnameAsFQDN": True,
+                     "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "c", "image": "busybox",
+                                     "command": ["/bin/sh", "-c", "echo host=$(hostname) env=$HOSTNAME; sleep 60"]}]}}))
+        k.wait_for(lambda: "host=" in k.container_log(NS, "fq", "c"), 10, "fq's output")
+        self.assertIn("host=fq.web.default.svc.cluster.local env=fq.web.default.svc.cluster.local",
+                      k.container_log(NS, "fq", "c"))
+        self.assertEqual(socket.gethostbyname("fq.web.default.svc.cluster.local"), k.pod(NS, "fq")["status"]["podIP"])
+        k.kubectl("delete", "pod", "fq", "--wait=false")
+
     def test_z_deleted_pod_is_recreated(self):
         k = self.kube
         old = k.pod(NS, "web-1")
