@@ -108,6 +108,11 @@ class OperatorE2E(unittest.TestCase):
             print(cls.kube.kubelet_log_text()[-5000:], file=sys.stderr)
         cls.kube.stop()
 
+    def setUp(self):
+        name = self.id().rsplit(".", 1)[1]
+        if not name.startswith("test_1_") and not getattr(type(self), "cluster_ok", False):
+            self.skipTest("the cluster never got ready (test_1)")
+
     # ---- helpers ----
 
     def wait(self, what, fn, timeout=60, every=0.5):
@@ -186,7 +191,8 @@ class OperatorE2E(unittest.TestCase):
         with open(os.path.join(self.kube.tmp, "cr.json"), "w") as f:
             json.dump(cluster_cr(self.backups), f)
         self.k("apply", "-f", os.path.join(self.kube.tmp, "cr.json"))
-        self.wait("psmdb ready", lambda: self.state("psmdb", CLUSTER) == "ready", timeout=180)
+        self.wait("psmdb ready", lambda: self.state("psmdb", CLUSTER) == "ready", timeout=120)
+        type(self).cluster_ok = True
         out = self.k("get", "psmdb", CLUSTER).stdout
         self.assertIn("ready", out)
         out = self.k("get", "pods", "-l", f"app.kubernetes.io/instance={CLUSTER}").stdout
