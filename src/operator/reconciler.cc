@@ -352,6 +352,22 @@ int Reconciler::ReconcileCluster(const std::string& ns, const std::string& name)
   }
   status["state"] = state;
   status["message"] = message.empty() ? Json(nullptr) : Json(message);
+  // One Ready condition, as the API conventions have it; its transition time moves only when
+  // its status does.
+  Json old_cond;
+  for (const auto& x : cr->value("status", Json::object()).value("conditions", Json::array())) {
+    if (x.value("type", "") == "Ready") old_cond = x;
+  }
+  std::string ready = state == "ready" ? "True" : "False";
+  Json cond = {{"type", "Ready"},
+               {"status", ready},
+               {"reason", state == "ready" ? "Ready" : state == "error" ? "Error" : "Initializing"},
+               {"message", message},
+               {"lastTransitionTime",
+                old_cond.is_object() && old_cond.value("status", "") == ready
+                    ? old_cond.value("lastTransitionTime", Now())
+                    : Now()}};
+  status["conditions"] = Json::array({cond});
   if (State(*cr) != state) {
     kc_.RecordEvent(*cr, state == "error" ? "Warning" : "Normal", "State",
                     "cluster is " + state + (message.empty() ? "" : ": " + message), o_.component);

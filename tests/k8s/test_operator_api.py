@@ -126,6 +126,11 @@ class OperatorAgainstApiServer(unittest.TestCase):
         self.assertEqual(len(__import__("base64").b64decode(kf["data"]["mongodb-key"])), 768)
         st = wait("cluster status", lambda: self.status("psmdb", "my-cluster-name").get("state"))
         self.assertEqual(st, "initializing")  # no pods run here
+        cst = self.status("psmdb", "my-cluster-name")
+        self.assertEqual(cst["replsets"]["rs0"], {"size": 3, "ready": 0, "initialized": False,
+                                                  "status": "initializing"})
+        self.assertEqual([(c["type"], c["status"], c["reason"]) for c in cst["conditions"]],
+                         [("Ready", "False", "Initializing")])
         lease = wait("the lease", lambda: self.get("lease", "psmdb-operator-lock"))
         self.assertEqual(lease["spec"]["holderIdentity"], "op")
         self.assertNotIn("forbidden", op.text().lower())
