@@ -37,8 +37,9 @@ void Control::SetConfig(const Json& config) const {
   c_.Update(kDb, kConfigColl, {{"_id", "config"}}, doc, /*upsert=*/true);
 }
 
-std::string Control::SendCommand(const std::string& cmd, const Json& args) const {
-  std::string opid = NewOpId();
+std::string Control::SendCommand(const std::string& cmd, const Json& args,
+                                 const std::string& with_opid) const {
+  std::string opid = with_opid.empty() ? NewOpId() : with_opid;
   c_.Insert(kDb, kCmdColl, {{"_id", opid}, {"cmd", cmd}, {"args", args}, {"ts", NowUnix()}});
   return opid;
 }

@@ -74,8 +74,10 @@ class Control {
   std::optional<Json> GetConfig() const;
   void SetConfig(const Json& config) const;
 
-  // Appends a command; returns its opid.
-  std::string SendCommand(const std::string& cmd, const Json& args) const;
+  // Appends a command; returns its opid (`with_opid`, or a new one). Whatever the agents read
+  // for the command (its metadata) must be stored before it is sent.
+  std::string SendCommand(const std::string& cmd, const Json& args,
+                          const std::string& with_opid = "") const;
   // Commands issued at or after `since_unix`, oldest first.
   std::vector<Command> CommandsSince(int64_t since_unix) const;
 

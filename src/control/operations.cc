@@ -108,11 +108,16 @@ StartedBackup StartBackup(const Control& ctl, const BackupStart& req) {
   m.storage = st->Describe();
   m.conditions.push_back({m.start_ts, "starting", ""});
   ctl.EnsureSetup();
-  m.opid = ctl.SendCommand("backup", {{"name", name},
-                                      {"type", req.type},
-                                      {"compression", m.compression},
-                                      {"compression_level", level}});
+  // The metadata first: an agent that sees the command reads it at once (and drops a command
+  // whose backup it cannot find).
+  m.opid = NewOpId();
   ctl.PutBackup(m);
+  ctl.SendCommand("backup",
+                  {{"name", name},
+                   {"type", req.type},
+                   {"compression", m.compression},
+                   {"compression_level", level}},
+                  m.opid);
   return {name, m.storage};
 }
 

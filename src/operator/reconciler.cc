@@ -264,6 +264,18 @@ bool Reconciler::SetStatus(const kube::Resource& r, const Json& cr, const Json& 
   return true;
 }
 
+int Reconciler::EndInError(const kube::Resource& r, const Json& cr, const std::string& reason,
+                           const std::string& why) {
+  kc_.RecordEvent(cr, "Warning", reason, why, o_.component);
+  SetStatus(r, cr, {{"state", "error"}, {"error", why}, {"lastTransition", Now()}});
+  return 0;
+}
+
+int Reconciler::Waiting(const kube::Resource& r, const Json& cr, const std::string& why) {
+  SetStatus(r, cr, {{"state", "waiting"}, {"error", why}});
+  return 5;
+}
+
 int Reconciler::ReconcileCluster(const std::string& ns, const std::string& name) {
   auto cr = kc_.TryGet(crd::kClusters, ns, name);
   if (!cr || Deleting(*cr)) return 0;  // owned objects go by garbage collection
@@ -340,6 +352,22 @@ int Reconciler::ReconcileCluster(const std::string& ns, const std::string& name)
   }
   status["state"] = state;
   status["message"] = message.empty() ? Json(nullptr) : Json(message);
+  // One Ready condition, as the API conventions have it; its transition time moves only when
+  // its status does.
+  Json old_cond;
+  for (const auto& x : cr->value("status", Json::object()).value("conditions", Json::array())) {
+    if (x.value("type", "") == "Ready") old_cond = x;
+  }
+  std::string ready = state == "ready" ? "True" : "False";
+  Json cond = {{"type", "Ready"},
+               {"status", ready},
+               {"reason", state == "ready" ? "Ready" : state == "error" ? "Error" : "Initializing"},
+               {"message", message},
+               {"lastTransitionTime",
+                old_cond.is_object() && old_cond.value("status", "") == ready
+                    ? old_cond.value("lastTransitionTime", Now())
+                    : Now()}};
+  status["conditions"] = Json::array({cond});
   if (State(*cr) != state) {
     kc_.RecordEvent(*cr, state == "error" ? "Warning" : "Normal", "State",
                     "cluster is " + state + (message.empty() ? "" : ": " + message), o_.component);
@@ -459,9 +487,7 @@ int Reconciler::ReconcileBackup(const std::string& ns, const std::string& name) 
   if (Terminal(state)) return 0;  // never re-run
 
   auto fail = [&](const std::string& why) {
-    kc_.RecordEvent(*cr, "Warning", "BackupFailed", why, o_.component);
-    SetStatus(crd::kBackups, *cr, {{"state", "error"}, {"error", why}, {"lastTransition", Now()}});
-    return 0;
+    return EndInError(crd::kBackups, *cr, "BackupFailed", why);
   };
   Json ccr;
   ClusterSpec c;
@@ -490,9 +516,7 @@ int Reconciler::ReconcileBackup(const std::string& ns, const std::string& name) 
 
   if (pbm_name.empty()) {
     if (State(ccr) != "ready") {
-      SetStatus(crd::kBackups, *cr,
-                {{"state", "waiting"}, {"error", "cluster " + c.name + " is not ready yet"}});
-      return 5;
+      return Waiting(crd::kBackups, *cr, "cluster " + c.name + " is not ready yet");
     }
     try {
       auto cl = Connect(c, c.replsets[0], false, Identity::kClusterAdmin);
@@ -519,8 +543,7 @@ int Reconciler::ReconcileBackup(const std::string& ns, const std::string& name) 
                       o_.component);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::kConflict || e.kind() == ErrorKind::kUnavailable) {
-        SetStatus(crd::kBackups, *cr, {{"state", "waiting"}, {"error", e.what()}});
-        return 5;
+        return Waiting(crd::kBackups, *cr, e.what());
       }
       return fail(e.what());
     }
@@ -575,9 +598,7 @@ int Reconciler::ReconcileRestore(const std::string& ns, const std::string& name)
   const Json spec = cr->value("spec", Json::object());
   const Json st = cr->value("status", Json::object());
   auto fail = [&](const std::string& why) {
-    kc_.RecordEvent(*cr, "Warning", "RestoreFailed", why, o_.component);
-    SetStatus(crd::kRestores, *cr, {{"state", "error"}, {"error", why}, {"lastTransition", Now()}});
-    return 0;
+    return EndInError(crd::kRestores, *cr, "RestoreFailed", why);
   };
   Json ccr;
   ClusterSpec c;
@@ -620,9 +641,7 @@ int Reconciler::ReconcileRestore(const std::string& ns, const std::string& name)
   std::string pbm_name = st.value("pbmName", "");
   if (pbm_name.empty()) {
     if (State(ccr) != "ready") {
-      SetStatus(crd::kRestores, *cr,
-                {{"state", "waiting"}, {"error", "cluster " + c.name + " is not ready yet"}});
-      return 5;
+      return Waiting(crd::kRestores, *cr, "cluster " + c.name + " is not ready yet");
     }
     try {
       auto cl = Connect(c, c.replsets[0], false, Identity::kClusterAdmin);
@@ -640,8 +659,7 @@ int Reconciler::ReconcileRestore(const std::string& ns, const std::string& name)
           o_.component);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::kConflict || e.kind() == ErrorKind::kUnavailable) {
-        SetStatus(crd::kRestores, *cr, {{"state", "waiting"}, {"error", e.what()}});
-        return 5;
+        return Waiting(crd::kRestores, *cr, e.what());
       }
       return fail(e.what());
     }

@@ -66,6 +66,11 @@ class Reconciler {
   // Merge-patches the CR's status when it changed; false when the CR is gone.
   bool SetStatus(const kube::Resource& r, const Json& cr, const Json& status);
   void Retain(const ClusterSpec& c, const TaskSpec& t);
+  // A Backup or Restore CR ends in error (one line in status, a Warning event); returns 0.
+  int EndInError(const kube::Resource& r, const Json& cr, const std::string& reason,
+                 const std::string& why);
+  // It waits (for the cluster, or for another operation to end); returns the retry delay.
+  int Waiting(const kube::Resource& r, const Json& cr, const std::string& why);
 
   kube::Client& kc_;
   ReconcilerOptions o_;

@@ -121,14 +121,22 @@ class FsWriter : public Writer {
   void Write(const void* data, size_t n) override {
     CheckOpen("write");
     const char* p = static_cast<const char*>(data);
-    while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) Failed("write " + path_, errno);
-      p += w;
-      n -= static_cast<size_t>(w);
-      written_ += w;
+    // Whole blocks of zeros (preallocated journal files, empty pages) become holes, as cp and
+    // tar --sparse make them: the object reads back the same and costs no disk writes. Bytes
+    // short of a block wait in pending_, so that the blocks stay aligned whatever the sizes of
+    // the writes.
+    if (!pending_.empty()) {
+      size_t take = std::min(n, kBlock - pending_.size());
+      pending_.append(p, take);
+      p += take;
+      n -= take;
+      if (pending_.size() < kBlock) return;
+      PutBlocks(pending_.data(), kBlock);
+      pending_.clear();
     }
+    size_t whole = n - n % kBlock;
+    PutBlocks(p, whole);
+    pending_.assign(p + whole, n - whole);
     // Start the writeback of what is written so far, without waiting for it, so that the
     // fsync of Commit finds little left to do: the disk works while the copy goes on.
     if (written_ - flushed_ >= kWritebackChunk) {
@@ -139,6 +147,13 @@ class FsWriter : public Writer {
 
   void Commit() override {
     CheckOpen("commit");
+    if (!pending_.empty()) {
+      WriteAll(pending_.data(), pending_.size());
+      pending_.clear();
+      hole_at_end_ = false;
+    }
+    // A trailing hole has no byte written after it: the size comes from ftruncate.
+    if (hole_at_end_ && ::ftruncate(fd_, written_) != 0) Failed("truncate " + path_, errno);
     if (::fsync(fd_) != 0) Failed("sync " + path_, errno);
     int fd = fd_;
     fd_ = -1;
@@ -152,8 +167,47 @@ class FsWriter : public Writer {
  private:
   enum class State { kOpen, kFailed, kCommitted };
   static constexpr off_t kWritebackChunk = 8 << 20;
+  static constexpr size_t kBlock = 4096;
   off_t written_ = 0;
   off_t flushed_ = 0;
+  bool hole_at_end_ = false;
+  std::string pending_;  // the bytes after the last block boundary (< kBlock)
+
+  static bool IsZero(const char* p, size_t n) {
+    // The first byte, then the block against itself shifted by one: zero iff all equal p[0].
+    return p[0] == 0 && std::memcmp(p, p + 1, n - 1) == 0;
+  }
+
+  // `n` is a multiple of kBlock and the file offset is block-aligned: runs of zero blocks are
+  // skipped (holes), the rest written in runs.
+  void PutBlocks(const char* p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+      size_t j = i;
+      bool zero = IsZero(p + i, kBlock);
+      while (j < n && IsZero(p + j, kBlock) == zero) j += kBlock;
+      if (zero) {
+        if (::lseek(fd_, static_cast<off_t>(j - i), SEEK_CUR) < 0)
+          Failed("seek in " + path_, errno);
+        written_ += static_cast<off_t>(j - i);
+      } else {
+        WriteAll(p + i, j - i);
+      }
+      hole_at_end_ = zero;
+      i = j;
+    }
+  }
+
+  void WriteAll(const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::write(fd_, p, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) Failed("write " + path_, errno);
+      p += w;
+      n -= static_cast<size_t>(w);
+      written_ += w;
+    }
+  }
 
   void CheckOpen(const char* op) {
     if (state_ == State::kCommitted) {

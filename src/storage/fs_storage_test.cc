@@ -123,6 +123,30 @@ TEST_F(FsStorageTest, LargeObjectStreamedInChunks) {
   EXPECT_TRUE(back == data);
 }
 
+TEST_F(FsStorageTest, ZeroBlocksBecomeHolesAndReadBackTheSame) {
+  // Zeros in runs that straddle write calls and block boundaries, data with zeros inside a
+  // block, and a file ending in zeros (its size must still be right).
+  std::string data = Pattern(10000, 3);
+  data += std::string(3 << 20, '\0');
+  data += "x" + std::string(5000, '\0') + "y";
+  data += Pattern(4096 * 3, 5);
+  data += std::string(1 << 20, '\0');
+  for (size_t piece : {size_t{1} << 20, size_t{4097}, size_t{333}}) {
+    std::string name = "sparse-" + std::to_string(piece);
+    auto w = storage_->Create(name);
+    for (size_t off = 0; off < data.size(); off += piece) {
+      w->Write(data.data() + off, std::min(piece, data.size() - off));
+    }
+    w->Commit();
+    EXPECT_TRUE(storage_->ReadAll(name) == data) << piece;
+    EXPECT_EQ(storage_->Stat(name)->size, static_cast<int64_t>(data.size()));
+    struct stat st;
+    ASSERT_EQ(::stat((root_ + "/" + name).c_str(), &st), 0);
+    // Most of the 4 MiB of zeros take no blocks (st_blocks counts 512-byte units).
+    EXPECT_LT(st.st_blocks * 512, 1 << 20) << piece;
+  }
+}
+
 TEST_F(FsStorageTest, UncommittedWriterIsInvisibleAndLeavesNothing) {
   {
     auto w = storage_->Create("bk/rs0/a.wt");
@@ -413,11 +437,12 @@ TEST(StorageConfigTest, FilesystemFromPbmLayout) {
 
 TEST(StorageConfigTest, ClearErrors) {
   using nlohmann::json;
-  EXPECT_THAT(ErrorOf(ErrorKind::kInvalidArgument,
-                      [] {
-                        NewStorageFromConfig(json{{"type", "azure"}, {"azure", {{"container", "b"}}}});
-                      }),
-              HasSubstr("storage type azure is not supported yet"));
+  EXPECT_THAT(
+      ErrorOf(ErrorKind::kInvalidArgument,
+              [] {
+                NewStorageFromConfig(json{{"type", "azure"}, {"azure", {{"container", "b"}}}});
+              }),
+      HasSubstr("storage type azure is not supported yet"));
   EXPECT_THAT(ErrorOf(ErrorKind::kInvalidArgument,
                       [] {
                         NewStorageFromConfig(json{{"type", "ftp"}});

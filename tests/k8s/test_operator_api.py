@@ -126,6 +126,11 @@ class OperatorAgainstApiServer(unittest.TestCase):
         self.assertEqual(len(__import__("base64").b64decode(kf["data"]["mongodb-key"])), 768)
         st = wait("cluster status", lambda: self.status("psmdb", "my-cluster-name").get("state"))
         self.assertEqual(st, "initializing")  # no pods run here
+        cst = self.status("psmdb", "my-cluster-name")
+        self.assertEqual(cst["replsets"]["rs0"], {"size": 3, "ready": 0, "initialized": False,
+                                                  "status": "initializing"})
+        self.assertEqual([(c["type"], c["status"], c["reason"]) for c in cst["conditions"]],
+                         [("Ready", "False", "Initializing")])
         lease = wait("the lease", lambda: self.get("lease", "psmdb-operator-lock"))
         self.assertEqual(lease["spec"]["holderIdentity"], "op")
         self.assertNotIn("forbidden", op.text().lower())
@@ -206,6 +211,29 @@ class OperatorAgainstApiServer(unittest.TestCase):
             self.k("get", "psmdb-backup", "-n", NS, "-o", "jsonpath={.items[*].metadata.name}")
             .stdout.split()), timeout=40)
         self.assertEqual(sorted(names), ["old-2", "old-3"])
+
+    def test_a_task_creates_backup_crs_on_schedule(self):
+        cr = load_cr()
+        cr["spec"]["backup"]["tasks"] = [{"name": "every-minute", "schedule": "* * * * *", "keep": 3,
+                                           "storageName": "fs-backups", "type": "physical",
+                                           "compressionType": "zstd", "compressionLevel": 2}]
+        self.apply(cr)
+        self.start()
+        # The firing before the operator started is not made up for; the next minute's is.
+        names = wait("a scheduled backup", lambda: self.k(
+            "get", "psmdb-backup", "-n", NS, "-l", "percona.com/backup-ancestor=every-minute",
+            "-o", "jsonpath={.items[*].metadata.name}").stdout.split(), timeout=100, every=1)
+        self.assertEqual(len(names), 1, names)
+        b = self.get("psmdb-backup", names[0])
+        self.assertTrue(names[0].startswith("cron-my-cluster-name-"), names[0])
+        self.assertEqual(b["metadata"]["labels"]["percona.com/cluster"], "my-cluster-name")
+        self.assertEqual(b["metadata"]["labels"]["percona.com/backup-type"], "cron")
+        self.assertEqual(b["spec"], {"clusterName": "my-cluster-name", "storageName": "fs-backups",
+                                     "type": "physical", "compressionType": "zstd",
+                                     "compressionLevel": 2})
+        # No pods here: it waits for the cluster, it does not fail.
+        st = wait("waiting", lambda: self.status("psmdb-backup", names[0]).get("state"))
+        self.assertEqual(st, "waiting")
 
     def test_client_certificate_and_relist_after_410(self):
         # The admin kubeconfig authenticates with a client certificate.
