@@ -1167,7 +1167,14 @@ class Kubelet:
                 entries.append((w, None))
         cluster = "".join(f"{e}\n" for _, e in entries if e)
         if self.args.hosts_file:
-            write_in_place(self.args.hosts_file, self.hosts_base + "# kubelet.py pods\n" + cluster)
+            # on the host, also each pod's bare hostname (the first pod of that name wins)
+            seen, extra = set(), []
+            for w, e in entries:
+                hn = (w.obj.get("spec") or {}).get("hostname") or w.name
+                if hn not in seen:
+                    seen.add(hn)
+                    extra.append(f"{w.ip}\t{hn}\n")
+            write_in_place(self.args.hosts_file, self.hosts_base + "# kubelet.py pods\n" + cluster + "".join(extra))
         for w, _ in entries:
             spec = w.obj.get("spec") or {}
             hn = spec.get("hostname") or w.name

@@ -175,6 +175,7 @@ class KubeletTest(unittest.TestCase):
             # from the host (this process), through the test hosts file
             self.assertEqual(socket.gethostbyname(f"web-{i}.web.default.svc.cluster.local"), ip)
             socket.create_connection((f"web-{i}.web.default.svc.cluster.local", 8080), 2).close()
+            self.assertEqual(socket.gethostbyname(f"web-{i}"), ip)   # the bare hostname, on the host
         # between pods, and localhost inside a pod is the pod (nothing listens on 8080 here)
         with self.assertRaises(OSError):
             socket.create_connection(("127.0.0.1", 8080), 1).close()
