@@ -519,6 +519,7 @@ class Container:
         self.probe_fail = 0
         self.next_probe = 0.0
         self.exit_code = None
+        self.pgid = None
 
     @property
     def who(self):
@@ -776,6 +777,7 @@ class PodWorker(threading.Thread):
             self.kl.log(f"{who}: start failed: {failure}; back-off {fmt_duration(delay)}")
             return
         c.proc = proc
+        c.pgid = proc.pid
         c.started_at = time.monotonic()
         c.started_wall = now_rfc3339()
         c.state = {"running": {"startedAt": c.started_wall}}
@@ -793,6 +795,10 @@ class PodWorker(threading.Thread):
             return False
         pid = c.proc.pid
         ran = time.monotonic() - c.started_at
+        try:
+            os.killpg(pid, signal.SIGKILL)   # a container ends with its main process, as a cgroup would
+        except (ProcessLookupError, PermissionError):
+            pass
         if rc < 0:
             how = f"killed by signal {-rc} ({SIGNAMES.get(-rc, '?')})"
             code, sig = 128 - rc, -rc
@@ -1048,9 +1054,13 @@ class PodWorker(threading.Thread):
             if c.proc is not None:
                 c.proc.wait()
                 self.reap(c, stopping=True)
-        # whatever else is left in the sessions
-        for c in running:
-            pass
+        # whatever else is left in the containers' sessions (children that outlived the main process)
+        for c in self.inits + self.ctrs:
+            if c.pgid:
+                try:
+                    os.killpg(c.pgid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if self.netns:
             Network.del_sandbox(self.netns, self.veth)
         if self.netns_fd is not None:
