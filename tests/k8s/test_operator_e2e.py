@@ -221,6 +221,7 @@ class OperatorE2E(unittest.TestCase):
         o = self.getj("psmdb-backup", "backup1")
         self.assertEqual(o["status"]["state"], "ready", o["status"])
         out = self.k("get", "psmdb-backup", "backup1").stdout
+        print("\n" + out, file=sys.stderr)
         self.assertIn("physical", out)
         self.assertRegex(out, r"ready")
         st = o["status"]
@@ -245,6 +246,7 @@ class OperatorE2E(unittest.TestCase):
         self.wait("psmdb-restore restore1 done",
                   lambda: self.state("psmdb-restore", "restore1") in ("ready", "error"), timeout=300)
         o = self.getj("psmdb-restore", "restore1")
+        print("\n" + self.k("get", "psmdb-restore", "restore1").stdout, file=sys.stderr)
         self.assertEqual(o["status"]["state"], "ready", o["status"])
         self.wait("psmdb ready after the restore", lambda: self.state("psmdb", CLUSTER) == "ready", timeout=120)
         for i in range(SIZE):
@@ -289,6 +291,7 @@ class OperatorE2E(unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
         for name in cases:
             self.wait(f"{name} in error", lambda n=name: self.state("psmdb-backup", n) == "error", timeout=30)
+        print("\n" + self.k("get", "psmdb-backup").stdout, file=sys.stderr)
         st = self.getj("psmdb-backup", "no-storage")["status"]
         self.assertIn("nope", st.get("error", ""), st)
         st = self.getj("psmdb-backup", "no-cluster")["status"]
@@ -323,6 +326,7 @@ class OperatorE2E(unittest.TestCase):
         self.wait("restore-other in error", lambda: self.state("psmdb-restore", "restore-other") in ("error", "ready"),
                   timeout=180)
         st = self.getj("psmdb-restore", "restore-other")["status"]
+        print(f"\nrestore-other: {st}", file=sys.stderr)
         self.assertEqual(st["state"], "error", st)
         self.assertRegex(st.get("error", ""), r"(?i)cipher|encryption", st)
         self.assertEqual(self.uids(), uids)
@@ -359,6 +363,7 @@ class OperatorE2E(unittest.TestCase):
             self.wait("restore-newkey done", lambda: self.state("psmdb-restore", "restore-newkey") in ("error", "ready"),
                       timeout=180)
             st = self.getj("psmdb-restore", "restore-newkey")["status"]
+            print(f"\nrestore-newkey: {st}", file=sys.stderr)
             self.assertEqual(st["state"], "error", st)
             self.assertRegex(st.get("error", ""), r"(?i)key|encryption", st)
             self.assertEqual(self.uids(), uids)
