@@ -52,14 +52,11 @@ import ipaddress
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import socket
 import ssl
-import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time

@@ -7,7 +7,6 @@ DNS names, readiness, restarts with back-off, graceful deletion and a clean tear
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -17,7 +16,7 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from localkube import LocalKube, PYTHON  # noqa: E402
+from localkube import LocalKube  # noqa: E402
 
 NS = "default"
 
