@@ -38,7 +38,8 @@ struct StorageSpec {
   std::string type;   // filesystem | s3
   bool main = false;  // the storage the cluster's agents start with
   std::string filesystem_path;
-  Json s3;  // bucket, prefix, region, endpointUrl, credentialsSecret, ... as in the CR
+  Json s3 =
+      Json::object();  // bucket, prefix, region, endpointUrl, credentialsSecret, ... as in the CR
 };
 
 struct TaskSpec {

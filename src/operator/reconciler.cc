@@ -316,7 +316,7 @@ int Reconciler::ReconcileCluster(const std::string& ns, const std::string& name)
       std::string why;
       try {
         initialized = InitReplset(c, rs, &why);
-      } catch (const Error& e) {
+      } catch (const std::exception& e) {
         why = std::string("replset ") + rs.name + ": " + e.what();
       }
       rstat["initialized"] = initialized;
@@ -346,7 +346,8 @@ int Reconciler::ReconcileCluster(const std::string& ns, const std::string& name)
       control::Control ctl(*cl);
       if (!ctl.GetConfig()) UseStorage(ctl, c, main);
     } catch (const Error& e) {
-      state = "error";
+      // A member still starting is not the user's error; a storage that cannot be used is.
+      state = e.kind() == ErrorKind::kUnavailable ? "initializing" : "error";
       message = std::string("backup storage ") + main + ": " + e.what();
     }
   }
@@ -361,26 +362,27 @@ int Reconciler::ReconcileCluster(const std::string& ns, const std::string& name)
   std::string ready = state == "ready" ? "True" : "False";
   Json cond = {{"type", "Ready"},
                {"status", ready},
-               {"reason", state == "ready" ? "Ready" : state == "error" ? "Error" : "Initializing"},
+               {"reason", state == "ready"   ? "Ready"
+                          : state == "error" ? "Error"
+                                             : "Initializing"},
                {"message", message},
-               {"lastTransitionTime",
-                old_cond.is_object() && old_cond.value("status", "") == ready
-                    ? old_cond.value("lastTransitionTime", Now())
-                    : Now()}};
+               {"lastTransitionTime", old_cond.is_object() && old_cond.value("status", "") == ready
+                                          ? old_cond.value("lastTransitionTime", Now())
+                                          : Now()}};
   status["conditions"] = Json::array({cond});
   if (State(*cr) != state) {
     kc_.RecordEvent(*cr, state == "error" ? "Warning" : "Normal", "State",
                     "cluster is " + state + (message.empty() ? "" : ": " + message), o_.component);
   }
   SetStatus(crd::kClusters, *cr, status);
-  return all_ready ? 30 : 3;
+  return state == "ready" ? 30 : 3;
 }
 
 void Reconciler::UseStorage(const control::Control& ctl, const ClusterSpec& c,
                             const std::string& storage_name) {
   const StorageSpec& s = c.backup.storages.at(storage_name);
   Json secret;
-  std::string cred = s.s3.value("credentialsSecret", "");
+  std::string cred = s.s3.is_object() ? s.s3.value("credentialsSecret", "") : "";
   if (s.type == "s3" && !cred.empty()) {
     if (auto got = kc_.TryGet(kube::resources::kSecrets, c.ns, cred)) secret = *got;
   }
@@ -399,7 +401,7 @@ std::unique_ptr<storage::Storage> Reconciler::OpenStorage(const ClusterSpec& c,
                                                           const std::string& storage_name) {
   const StorageSpec& s = c.backup.storages.at(storage_name);
   Json secret;
-  std::string cred = s.s3.value("credentialsSecret", "");
+  std::string cred = s.s3.is_object() ? s.s3.value("credentialsSecret", "") : "";
   if (s.type == "s3" && !cred.empty()) {
     if (auto got = kc_.TryGet(kube::resources::kSecrets, c.ns, cred)) secret = *got;
   }
@@ -647,6 +649,12 @@ int Reconciler::ReconcileRestore(const std::string& ns, const std::string& name)
       auto cl = Connect(c, c.replsets[0], false, Identity::kClusterAdmin);
       control::Control ctl(*cl);
       UseStorage(ctl, c, storage_name);
+      if (!ctl.GetBackup(backup_name)) {
+        // A backup this cluster has no record of (another cluster's, or from before a resync):
+        // the list follows the storage, as after pbm config --force-resync.
+        auto stg = OpenStorage(c, storage_name);
+        control::ResyncBackupsFromStorage(ctl, *stg, /*keep_running=*/true);
+      }
       auto started = control::StartRestore(ctl, *cl, backup_name);
       SetStatus(crd::kRestores, *cr,
                 {{"state", "requested"},

@@ -1,6 +1,9 @@
 #include "server/repl.h"
 
 #include <mongoc/mongoc.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -186,7 +189,35 @@ bool IsSelf(const std::string& host, int port) {
   std::string h = host.substr(0, colon);
   char me[256] = {0};
   gethostname(me, sizeof me - 1);
-  return h == "127.0.0.1" || h == "localhost" || h == me || h == "::1" || h == "[::1]";
+  if (h == "127.0.0.1" || h == "localhost" || h == me || h == "::1" || h == "[::1]") return true;
+  // As mongod's isSelf: a name is this node when one of the addresses it resolves to belongs to
+  // one of this host's interfaces (a pod's DNS name resolving to the pod's IP).
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(h.c_str(), nullptr, &hints, &res) != 0) return false;
+  ifaddrs* ifs = nullptr;
+  bool self = false;
+  if (getifaddrs(&ifs) == 0) {
+    for (addrinfo* a = res; a && !self; a = a->ai_next) {
+      for (ifaddrs* i = ifs; i && !self; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != a->ai_family) continue;
+        if (a->ai_family == AF_INET) {
+          self = reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr.s_addr ==
+                 reinterpret_cast<sockaddr_in*>(i->ifa_addr)->sin_addr.s_addr;
+        } else if (a->ai_family == AF_INET6) {
+          self = std::memcmp(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr,
+                             &reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr,
+                             sizeof(in6_addr)) == 0;
+        }
+      }
+    }
+    freeifaddrs(ifs);
+  }
+  freeaddrinfo(res);
+  return self;
 }
 }  // namespace
 
