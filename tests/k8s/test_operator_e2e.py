@@ -29,8 +29,7 @@ BIN = os.path.abspath(os.environ.get("PSMDB_BIN", os.path.join(ROOT, "build", "b
 DEPLOY = os.path.join(ROOT, "deploy")
 OPERATOR = os.environ.get("PSMDB_OPERATOR", os.path.join(BIN, "psmdb-operator"))  # another build, to try a fix
 NS = "default"
-# Not deploy/cr.yaml's my-cluster-name: see --set-hostname-as-fqdn below (64-byte hostnames).
-CLUSTER = "db"
+CLUSTER = "my-cluster-name"  # as deploy/cr.yaml
 STS = f"{CLUSTER}-rs0"
 SIZE = 3
 
@@ -77,11 +76,9 @@ class OperatorE2E(unittest.TestCase):
         for b in ("wtmongod", "pbm", "pbm-agent", "psmdb-operator"):
             if not os.access(os.path.join(BIN, b), os.X_OK):
                 raise unittest.SkipTest(f"{BIN}/{b} is not built")
-        # wtmongod recognises itself in a replica-set config only by localhost or by gethostname()
-        # (tools/wtmongod/server/repl.cc IsSelf), not by the addresses its name resolves to as
-        # mongod does; the operator names members by FQDN. Until that is fixed, pods get their
-        # FQDN as hostname (as spec.setHostnameAsFQDN would), which the kernel limits to 64 bytes.
-        cls.kube = LocalKube(images=images(), kubelet_args=["--set-hostname-as-fqdn"])
+        # Pods keep their short hostnames, as on Kubernetes: a member finds itself in the replset
+        # config by the address its DNS name resolves to.
+        cls.kube = LocalKube(images=images())
         cls.kube.start()
         cls.backups = os.path.join(cls.kube.tmp, "backups")
         os.makedirs(cls.backups)
