@@ -122,21 +122,19 @@ class FsWriter : public Writer {
     CheckOpen("write");
     const char* p = static_cast<const char*>(data);
     // Whole blocks of zeros (preallocated journal files, empty pages) become holes, as cp and
-    // tar --sparse make them: the object reads back the same and costs no disk writes. Bytes
-    // short of a block wait in pending_, so that the blocks stay aligned whatever the sizes of
-    // the writes.
-    if (!pending_.empty()) {
-      size_t take = std::min(n, kBlock - pending_.size());
-      pending_.append(p, take);
-      p += take;
-      n -= take;
-      if (pending_.size() < kBlock) return;
-      PutBlocks(pending_.data(), kBlock);
-      pending_.clear();
+    // tar --sparse make them: the object reads back the same and costs no disk writes. Only
+    // while the writes stay block-aligned (an uncompressed copy writes whole buffers); a
+    // compressed stream, whose zeros are compressed away anyway, is written as it comes.
+    if (written_ % static_cast<off_t>(kBlock) == 0) {
+      size_t whole = n - n % kBlock;
+      PutBlocks(p, whole);
+      p += whole;
+      n -= whole;
     }
-    size_t whole = n - n % kBlock;
-    PutBlocks(p, whole);
-    pending_.assign(p + whole, n - whole);
+    if (n > 0) {
+      WriteAll(p, n);
+      hole_at_end_ = false;
+    }
     // Start the writeback of what is written so far, without waiting for it, so that the
     // fsync of Commit finds little left to do: the disk works while the copy goes on.
     if (written_ - flushed_ >= kWritebackChunk) {
@@ -147,11 +145,6 @@ class FsWriter : public Writer {
 
   void Commit() override {
     CheckOpen("commit");
-    if (!pending_.empty()) {
-      WriteAll(pending_.data(), pending_.size());
-      pending_.clear();
-      hole_at_end_ = false;
-    }
     // A trailing hole has no byte written after it: the size comes from ftruncate.
     if (hole_at_end_ && ::ftruncate(fd_, written_) != 0) Failed("truncate " + path_, errno);
     if (::fsync(fd_) != 0) Failed("sync " + path_, errno);
@@ -171,7 +164,6 @@ class FsWriter : public Writer {
   off_t written_ = 0;
   off_t flushed_ = 0;
   bool hole_at_end_ = false;
-  std::string pending_;  // the bytes after the last block boundary (< kBlock)
 
   static bool IsZero(const char* p, size_t n) {
     // The first byte, then the block against itself shifted by one: zero iff all equal p[0].

