@@ -14,6 +14,7 @@ DEBIAN_PACKAGES=(
   libssl-dev libcurl4-openssl-dev libzstd-dev liblz4-dev libsnappy-dev zlib1g-dev libdeflate-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-pymongo python3-kubernetes zstd lz4 gzip
+  iproute2 openssl util-linux
 )
 
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
