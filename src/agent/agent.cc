@@ -15,8 +15,8 @@
 #include "backup/logical.h"
 #include "backup/physical.h"
 #include "codec/codec.h"
-#include "control/connect.h"
 #include "control/client_encryption.h"
+#include "control/connect.h"
 #include "control/control.h"
 #include "control/priority.h"
 #include "control/restore_status.h"
@@ -63,16 +63,22 @@ class Agent {
     if (!o_.dbpath.empty() && std::filesystem::is_directory(o_.dbpath)) {
       auto r = restore::RecoverInterruptedRestore(o_.dbpath);
       if (r == restore::InterruptedRestore::kRolledBack) {
-        spdlog::warn("an interrupted restore on {} was rolled back: the old data and the "
-                     "entrypoint are back", o_.dbpath);
-        ReportInterruptedRestore("the agent stopped during the restore; this member's old data "
-                                 "and entrypoint were put back");
+        spdlog::warn(
+            "an interrupted restore on {} was rolled back: the old data and the "
+            "entrypoint are back",
+            o_.dbpath);
+        ReportInterruptedRestore(
+            "the agent stopped during the restore; this member's old data "
+            "and entrypoint were put back");
       } else if (r == restore::InterruptedRestore::kStagingRemoved) {
-        spdlog::warn("an interrupted restore on {} was downloading: its staging copy was "
-                     "removed, the node was not touched", o_.dbpath);
-        ReportInterruptedRestore("the agent stopped while downloading the backup; its staging "
-                                 "copy was removed, this member's mongod and old data were not "
-                                 "touched");
+        spdlog::warn(
+            "an interrupted restore on {} was downloading: its staging copy was "
+            "removed, the node was not touched",
+            o_.dbpath);
+        ReportInterruptedRestore(
+            "the agent stopped while downloading the backup; its staging "
+            "copy was removed, this member's mongod and old data were not "
+            "touched");
       } else if (r == restore::InterruptedRestore::kCompleted) {
         spdlog::info("an interrupted restore on {} was completed", o_.dbpath);
       }
@@ -98,8 +104,10 @@ class Agent {
           if (seen.count(cmd.opid)) continue;
           // A command that arrives while this agent is busy waits for the next poll.
           bool taken = true;
-          if (cmd.cmd == "backup") taken = StartWorker(cmd, [this](const auto& c) { RunBackup(c); });
-          if (cmd.cmd == "restore") taken = StartWorker(cmd, [this](const auto& c) { RunRestore(c); });
+          if (cmd.cmd == "backup")
+            taken = StartWorker(cmd, [this](const auto& c) { RunBackup(c); });
+          if (cmd.cmd == "restore")
+            taken = StartWorker(cmd, [this](const auto& c) { RunRestore(c); });
           if (cmd.cmd == "cancelBackup") {
             std::lock_guard<std::mutex> l(mu_);
             cancel_.insert(cmd.args.value("name", std::string()));
@@ -142,7 +150,8 @@ class Agent {
     a.heartbeat = NowUnix();
     a.version = backup::kPbmVersion;
     try {
-      a.mongod_version = node_->RunCommand("admin", {{"buildInfo", 1}}).value("version", std::string());
+      a.mongod_version =
+          node_->RunCommand("admin", {{"buildInfo", 1}}).value("version", std::string());
     } catch (const Error& e) {
       a.error = e.what();
     }
@@ -163,11 +172,12 @@ class Agent {
       try {
         if (!st) {
           auto cfg = ctl_->GetConfig();
-          if (cfg && cfg->contains("storage")) st = storage::NewStorageFromConfig((*cfg)["storage"]);
+          if (cfg && cfg->contains("storage"))
+            st = storage::NewStorageFromConfig((*cfg)["storage"]);
         }
         if (st && st->Stat(backup::MetaObjectName(b.name))) {
-          auto stored = Json::parse(st->ReadAll(backup::MetaObjectName(b.name)))
-                            .get<backup::BackupMeta>();
+          auto stored =
+              Json::parse(st->ReadAll(backup::MetaObjectName(b.name))).get<backup::BackupMeta>();
           if (stored.status == "done" || stored.status == "error") {
             ctl_->PutBackup(stored);
             continue;
@@ -177,7 +187,8 @@ class Agent {
         spdlog::warn("backup {}: reading its metadata on the storage: {}", b.name, e.what());
       }
       b.status = "error";
-      b.error = "no heartbeat from the agent running this backup for " + std::to_string(now - last) +
+      b.error = "no heartbeat from the agent running this backup for " +
+                std::to_string(now - last) +
                 " s (the agent or its node stopped); the backup is incomplete";
       b.last_transition_ts = now;
       b.conditions.push_back({now, "error", b.error});
@@ -191,15 +202,17 @@ class Agent {
   // so no other backup is alive; a cursor recorded by an unfinished backup on this node belongs
   // to an agent that died (kill -9) and mongod would keep it until its idle timeout (10 min).
   // Kills those cursors; true when one was closed.
-  bool CloseLeftoverBackupCursors(const Control& ctl, const std::string& current, const NodeInfo& n) {
+  bool CloseLeftoverBackupCursors(const Control& ctl, const std::string& current,
+                                  const NodeInfo& n) {
     bool closed = false;
     for (const auto& b : ctl.Backups()) {
       if (b.name == current || b.status == "done") continue;
       for (const auto& r : b.replsets) {
         if (r.node != n.me || r.backup_cursor_id == 0) continue;
         Json reply = node_->RunCommand(
-            "admin", {{"killCursors", "$cmd.aggregate"},
-                      {"cursors", Json::array({{{"$numberLong", std::to_string(r.backup_cursor_id)}}})}});
+            "admin",
+            {{"killCursors", "$cmd.aggregate"},
+             {"cursors", Json::array({{{"$numberLong", std::to_string(r.backup_cursor_id)}}})}});
         if (reply.value("cursorsKilled", Json::array()).empty()) continue;
         closed = true;
         std::string msg = "closed the backup cursor " + std::to_string(r.backup_cursor_id) +
@@ -243,7 +256,8 @@ class Agent {
     for (const auto& r : control::ListRestores(*st)) {
       auto s = control::ReadRestoreStatus(*st, r);
       for (const auto& n : s.nodes) {
-        if (n.host == me.host && n.replset == me.replset && n.phase != "done" && n.phase != "error") {
+        if (n.host == me.host && n.replset == me.replset && n.phase != "done" &&
+            n.phase != "error") {
           control::WriteNodePhase(*st, r, me, "error", interrupted_msg_);
         }
       }
@@ -268,7 +282,8 @@ class Agent {
       }
       if (all) return true;
       if (NowUnix() > deadline) {
-        *why = "timed out after " + std::to_string(timeout_secs) + " s waiting for every member to reach '" + phase + "'";
+        *why = "timed out after " + std::to_string(timeout_secs) +
+               " s waiting for every member to reach '" + phase + "'";
         return false;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -314,6 +329,18 @@ class Agent {
         }
       }
     });
+    // Stops the heartbeat and frees the replset's lock, once.
+    bool released = false;
+    auto release = [&] {
+      if (released) return;
+      released = true;
+      done = true;
+      hb.join();
+      try {
+        ctl.ReleaseLock(n.replset, cmd.opid);
+      } catch (const Error&) {
+      }
+    };
     try {
       {
         std::lock_guard<std::mutex> l(rec_mu);
@@ -335,7 +362,8 @@ class Agent {
       // PBM's restore options.
       if (cfg->contains("restore") && (*cfg)["restore"].is_object()) {
         const Json& rc = (*cfg)["restore"];
-        if (rc.contains("numParallelCollections") && rc["numParallelCollections"].is_number_integer()) {
+        if (rc.contains("numParallelCollections") &&
+            rc["numParallelCollections"].is_number_integer()) {
           req.parallel = std::max(1, rc["numParallelCollections"].get<int>());
         }
         if (rc.contains("numInsertionWorkers") && rc["numInsertionWorkers"].is_number_integer()) {
@@ -350,31 +378,28 @@ class Agent {
         rec["progress"] = {{"step", step}, {"bytes_done", d}, {"bytes_total", t}};
       };
       auto r = restore::RunLogicalRestore(cluster_client, req);
+      release();  // before the record says done (and before rec_mu: the heartbeat takes it)
       std::lock_guard<std::mutex> l(rec_mu);
       rec["collections"] = r.collections;
       rec["documents"] = r.documents;
       rec["oplog_entries"] = r.oplog_entries;
       put("done", "");
       ctl.Log("I", n.replset, n.me, "restore", cmd.opid, "logical restore " + name + " done");
-      spdlog::info("logical restore {} done: {} collections, {} documents, {} oplog entries",
-                   name, r.collections, r.documents, r.oplog_entries);
+      spdlog::info("logical restore {} done: {} collections, {} documents, {} oplog entries", name,
+                   r.collections, r.documents, r.oplog_entries);
     } catch (const std::exception& e) {
+      release();
       std::lock_guard<std::mutex> l(rec_mu);
       try {
         put("error", e.what());
-        ctl.Log("E", n.replset, n.me, "restore", cmd.opid, "logical restore " + name +
-                " failed: " + e.what());
+        ctl.Log("E", n.replset, n.me, "restore", cmd.opid,
+                "logical restore " + name + " failed: " + e.what());
       } catch (const std::exception& e2) {
         spdlog::error("restore {}: recording the failure: {}", name, e2.what());
       }
       spdlog::error("logical restore {} failed: {}", name, e.what());
     }
-    done = true;
-    hb.join();
-    try {
-      ctl.ReleaseLock(n.replset, cmd.opid);
-    } catch (const Error&) {
-    }
+    release();
   }
 
   void RunRestore(const control::Command& cmd) {
@@ -403,14 +428,16 @@ class Agent {
     // 1. Pre-flight, before anything is touched.
     std::unique_ptr<restore::NodeRestore> nr;
     try {
-      auto meta = Json::parse(st->ReadAll(backup::MetaObjectName(backup_name))).get<backup::BackupMeta>();
+      auto meta =
+          Json::parse(st->ReadAll(backup::MetaObjectName(backup_name))).get<backup::BackupMeta>();
       const backup::ReplsetMeta* src = nullptr;
       for (const auto& r : meta.replsets) {
         if (r.name == me.replset || meta.replsets.size() == 1) src = &r;
       }
       if (!src) Fail(ErrorKind::kNotFound, "backup {} has no replset {}", backup_name, me.replset);
       backup::MongodOptions node_opts = backup::ReadMongodOptions(*node_, o_.encryption_key_file);
-      std::string version = node_->RunCommand("admin", {{"buildInfo", 1}}).value("version", std::string());
+      std::string version =
+          node_->RunCommand("admin", {{"buildInfo", 1}}).value("version", std::string());
       Json rs_config = node_->RunCommand("admin", {{"replSetGetConfig", 1}})["config"];
       if (o_.dbpath.empty()) {
         Fail(ErrorKind::kInvalidArgument,
@@ -426,13 +453,16 @@ class Agent {
       p.security_args = restore::SecurityArgs(node_opts);
       if (!o_.encryption_key_file.empty()) {
         for (size_t i = 0; i + 1 < p.security_args.size(); ++i) {
-          if (p.security_args[i] == "--encryptionKeyFile") p.security_args[i + 1] = o_.encryption_key_file;
+          if (p.security_args[i] == "--encryptionKeyFile")
+            p.security_args[i + 1] = o_.encryption_key_file;
         }
       }
       p.storage_args = restore::StorageArgs(src->mongod_opts);
       p.restore_to = src->last_write_ts;
       p.replset_config = rs_config;
-      p.work_dir = (std::filesystem::temp_directory_path() / ("pbm-restore-" + name + "-" + std::to_string(getpid()))).string();
+      p.work_dir = (std::filesystem::temp_directory_path() /
+                    ("pbm-restore-" + name + "-" + std::to_string(getpid())))
+                       .string();
       p.node_uri = o_.mongodb_uri;
       p.node_options = node_opts;
       p.node_version = version;
@@ -480,7 +510,8 @@ class Agent {
           control::WriteNodeHeartbeat(*st, name, me, dl_done.load(), dl_total.load());
         } catch (const std::exception&) {
         }
-        for (int i = 0; i < 40 && !hb_stop; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        for (int i = 0; i < 40 && !hb_stop; ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
     });
     auto stop_hb = [&] {
@@ -539,11 +570,13 @@ class Agent {
           bool others_down = true;
           for (const auto& x : s.nodes) {
             if (x.host == me.host) continue;
-            if (x.phase == "error") Fail(ErrorKind::kUnavailable, "member {} failed: {}", x.host, x.error);
+            if (x.phase == "error")
+              Fail(ErrorKind::kUnavailable, "member {} failed: {}", x.host, x.error);
             if (control::PhaseRank(x.phase) < control::PhaseRank("down")) others_down = false;
           }
           if (others_down) break;
-          if (NowUnix() > deadline) Fail(ErrorKind::kTimeout, "the secondaries did not stop within 300 s");
+          if (NowUnix() > deadline)
+            Fail(ErrorKind::kTimeout, "the secondaries did not stop within 300 s");
           std::this_thread::sleep_for(std::chrono::milliseconds(300));
         }
       }
@@ -585,7 +618,8 @@ class Agent {
           if (now.state == "PRIMARY" || now.state == "SECONDARY") break;
         } catch (const Error&) {
         }
-        if (NowUnix() > deadline) Fail(ErrorKind::kTimeout, "the node did not come back healthy within 600 s");
+        if (NowUnix() > deadline)
+          Fail(ErrorKind::kTimeout, "the node did not come back healthy within 600 s");
         std::this_thread::sleep_for(std::chrono::milliseconds(500));
       }
       control::WriteNodePhase(*st, name, me, "done");
@@ -609,9 +643,13 @@ class Agent {
             // time: clear the one, rebuild the other from the storage.
             ctl2.ClearLocks();
             control::ResyncBackupsFromStorage(ctl2, *st);
-            ctl2.PutRestore({{"name", name}, {"backup", backup_name}, {"opid", cmd.opid},
-                             {"status", s.status}, {"error", s.error},
-                             {"start_ts", plan_meta.start_ts}, {"finish_ts", NowUnix()}});
+            ctl2.PutRestore({{"name", name},
+                             {"backup", backup_name},
+                             {"opid", cmd.opid},
+                             {"status", s.status},
+                             {"error", s.error},
+                             {"start_ts", plan_meta.start_ts},
+                             {"finish_ts", NowUnix()}});
           } catch (const std::exception& e) {
             spdlog::warn("restore {}: recording the result in the cluster: {}", name, e.what());
           }
@@ -652,7 +690,10 @@ class Agent {
       for (const auto& l : ctl.Locks()) {
         if (l.opid == cmd.opid) return true;
       }
-      return false;
+      // Done, failed or canceled already (an agent that was paused sees old commands late):
+      // no lock is taken for it, not even for a moment.
+      auto b = ctl.GetBackup(name);
+      return !b || b->status != "starting";
     };
     if (taken()) return;
     for (int i = 0; i < wait * 4 && !stop_; ++i) {
@@ -700,6 +741,18 @@ class Agent {
         }
       }
     });
+    // Stops the heartbeat and frees the replset's lock, once.
+    bool released = false;
+    auto release = [&] {
+      if (released) return;
+      released = true;
+      done = true;
+      hb.join();
+      try {
+        ctl.ReleaseLock(n.replset, cmd.opid);
+      } catch (const Error&) {
+      }
+    };
     std::unique_ptr<storage::Storage> st;
     try {
       auto cfg = ctl.GetConfig();
@@ -763,31 +816,41 @@ class Agent {
       } else {
         rs = backup::RunPhysicalBackup(*node_, cluster_client, *st, req, hooks);
       }
-      std::lock_guard<std::mutex> l(meta_mu);
-      meta.replsets = {rs};
-      meta.last_write_ts = rs.last_write_ts;
-      meta.mongodb_version = rs.mongodb_version;
-      meta.fcv = rs.fcv;
-      meta.size = rs.size;
-      meta.size_uncompressed = rs.size_uncompressed;
-      meta.storage = st->Describe();
-      set_status("done", "");
-      // The metadata object is written last: a backup without it is incomplete.
-      Json mj = meta;
-      st->WriteAll(backup::MetaObjectName(name), mj.dump(2));
+      {
+        std::lock_guard<std::mutex> l(meta_mu);
+        meta.replsets = {rs};
+        meta.last_write_ts = rs.last_write_ts;
+        meta.mongodb_version = rs.mongodb_version;
+        meta.fcv = rs.fcv;
+        meta.size = rs.size;
+        meta.size_uncompressed = rs.size_uncompressed;
+        meta.storage = st->Describe();
+        set_status("done", "");
+        // The metadata object is written last: a backup without it is incomplete.
+        Json mj = meta;
+        st->WriteAll(backup::MetaObjectName(name), mj.dump(2));
+      }
+      // The lock goes before the record says done: whoever sees "done" (pbm backup --wait, the
+      // operator) may start the next operation at once.
+      release();
       ctl.PutBackup(meta);
       ctl.Log("I", n.replset, n.me, "backup", cmd.opid, "backup " + name + " done");
       spdlog::info("backup {} done: {} files, {} bytes stored", name, rs.files, rs.size);
     } catch (const std::exception& e) {
       if (CancelRequested(name)) {
         // Canceled by pbm cancel-backup: nothing of it stays on the storage.
-        std::lock_guard<std::mutex> l(meta_mu);
-        set_status("canceled", "canceled by pbm cancel-backup");
         try {
           if (st) {
             st->RemovePrefix(name + "/");
             st->Remove(backup::MetaObjectName(name));
           }
+        } catch (const std::exception& e2) {
+          spdlog::error("backup {}: removing the canceled backup's objects: {}", name, e2.what());
+        }
+        release();  // before taking meta_mu: the heartbeat thread takes it too
+        std::lock_guard<std::mutex> l(meta_mu);
+        set_status("canceled", "canceled by pbm cancel-backup");
+        try {
           ctl.PutBackup(meta);
           ctl.Log("I", n.replset, n.me, "backup", cmd.opid,
                   "backup " + name + " canceled; its objects were removed");
@@ -795,16 +858,12 @@ class Agent {
           spdlog::error("backup {}: recording the cancellation: {}", name, e2.what());
         }
         spdlog::info("backup {} canceled", name);
-        done = true;
-        hb.join();
-        try {
-          ctl.ReleaseLock(n.replset, cmd.opid);
-        } catch (const Error&) {
-        }
         return;
       }
-      std::string why = lost_lock ? std::string("the lock was lost (taken over as stale): ") + e.what()
-                                  : e.what();
+      std::string why = lost_lock
+                            ? std::string("the lock was lost (taken over as stale): ") + e.what()
+                            : e.what();
+      release();  // before taking meta_mu: the heartbeat thread takes it too
       std::lock_guard<std::mutex> l(meta_mu);
       set_status("error", why);
       // The cluster first: the storage may be what failed.
@@ -824,12 +883,7 @@ class Agent {
       }
       spdlog::error("backup {} failed: {}", name, why);
     }
-    done = true;
-    hb.join();
-    try {
-      ctl.ReleaseLock(n.replset, cmd.opid);
-    } catch (const Error&) {
-    }
+    release();
   }
 
   bool CancelRequested(const std::string& backup) {
@@ -856,8 +910,10 @@ std::string ResolveMongodPath(const std::string& flag) {
   namespace fs = std::filesystem;
   if (!flag.empty()) {
     if (access(flag.c_str(), X_OK) != 0) {
-      Fail(ErrorKind::kNotFound, "mongod binary {} is not executable; the backup-agent image must "
-           "carry mongod (--mongod-path)", flag);
+      Fail(ErrorKind::kNotFound,
+           "mongod binary {} is not executable; the backup-agent image must "
+           "carry mongod (--mongod-path)",
+           flag);
     }
     return flag;
   }
@@ -866,7 +922,8 @@ std::string ResolveMongodPath(const std::string& flag) {
     size_t start = 0;
     while (start <= p.size()) {
       size_t colon = p.find(':', start);
-      std::string dir = p.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
+      std::string dir =
+          p.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
       if (!dir.empty() && access((fs::path(dir) / "mongod").c_str(), X_OK) == 0) {
         return (fs::path(dir) / "mongod").string();
       }
@@ -885,8 +942,6 @@ std::string ResolveMongodPath(const std::string& flag) {
        "wtmongod beside pbm-agent; the backup-agent image must carry mongod");
 }
 
-void RunAgent(const AgentOptions& opts, const std::atomic<bool>& stop) {
-  Agent(opts, stop).Run();
-}
+void RunAgent(const AgentOptions& opts, const std::atomic<bool>& stop) { Agent(opts, stop).Run(); }
 
 }  // namespace pbm::agent
