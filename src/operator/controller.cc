@@ -122,24 +122,22 @@ bool Controller::Run(const std::atomic<bool>& stop) {
     if (stop) return true;
     spdlog::info("leading as {}", o_.lease.identity);
   }
+  // The watches and the worker stop on `halt`: on `stop`, or when the lease is lost.
   std::atomic<bool> halt{false};
-  auto stopping = [&] { return stop.load() || halt.load(); };
-  std::atomic<bool>& halt_ref = halt;
   std::vector<std::thread> threads;
-  std::atomic<bool> any_stop{false};
   auto watch = [&](const kube::Resource& r, const std::string& kind) {
-    threads.emplace_back([this, &r, kind, &any_stop] { WatchLoop(r, kind, any_stop); });
+    threads.emplace_back([this, &r, kind, &halt] { WatchLoop(r, kind, halt); });
   };
   watch(crd::kClusters, "cluster");
   watch(crd::kBackups, "backup");
   watch(crd::kRestores, "restore");
   watch(kube::resources::kStatefulSets, "statefulset");
   Enqueue({"schedule", ""}, 1);
-  threads.emplace_back([this, &any_stop] { Work(any_stop); });
+  threads.emplace_back([this, &halt] { Work(halt); });
 
   bool lost = false;
   auto last_renew = Clock::now();
-  while (!stopping()) {
+  while (!stop && !halt) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     if (o_.leader_elect && Clock::now() - last_renew > std::chrono::seconds(2)) {
       bool ok = false;
@@ -154,11 +152,11 @@ bool Controller::Run(const std::atomic<bool>& stop) {
                  std::chrono::seconds(o_.lease.lease_duration_secs - 2)) {
         spdlog::error("lost the lease {}/{}; stopping", o_.lease.ns, o_.lease.name);
         lost = true;
-        halt_ref = true;
+        halt = true;
       }
     }
   }
-  any_stop = true;
+  halt = true;
   cv_.notify_all();
   for (auto& t : threads) t.join();
   if (o_.leader_elect && !lost) elector.Release();

@@ -378,15 +378,19 @@ int Reconciler::ReconcileCluster(const std::string& ns, const std::string& name)
   return state == "ready" ? 30 : 3;
 }
 
-void Reconciler::UseStorage(const control::Control& ctl, const ClusterSpec& c,
-                            const std::string& storage_name) {
+Json Reconciler::StorageConfig(const ClusterSpec& c, const std::string& storage_name) {
   const StorageSpec& s = c.backup.storages.at(storage_name);
   Json secret;
-  std::string cred = s.s3.is_object() ? s.s3.value("credentialsSecret", "") : "";
+  std::string cred = s.s3.value("credentialsSecret", "");
   if (s.type == "s3" && !cred.empty()) {
     if (auto got = kc_.TryGet(kube::resources::kSecrets, c.ns, cred)) secret = *got;
   }
-  Json want = PbmConfigFor(s, secret, c);
+  return PbmConfigFor(s, secret, c);
+}
+
+void Reconciler::UseStorage(const control::Control& ctl, const ClusterSpec& c,
+                            const std::string& storage_name) {
+  Json want = StorageConfig(c, storage_name);
   auto have = ctl.GetConfig();
   if (have && have->contains("storage") &&
       Json::parse((*have)["storage"].dump()) == want["storage"]) {
@@ -399,13 +403,7 @@ void Reconciler::UseStorage(const control::Control& ctl, const ClusterSpec& c,
 
 std::unique_ptr<storage::Storage> Reconciler::OpenStorage(const ClusterSpec& c,
                                                           const std::string& storage_name) {
-  const StorageSpec& s = c.backup.storages.at(storage_name);
-  Json secret;
-  std::string cred = s.s3.is_object() ? s.s3.value("credentialsSecret", "") : "";
-  if (s.type == "s3" && !cred.empty()) {
-    if (auto got = kc_.TryGet(kube::resources::kSecrets, c.ns, cred)) secret = *got;
-  }
-  return storage::NewStorageFromConfig(ToControl(PbmConfigFor(s, secret, c)["storage"]));
+  return storage::NewStorageFromConfig(ToControl(StorageConfig(c, storage_name)["storage"]));
 }
 
 namespace {

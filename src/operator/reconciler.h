@@ -57,6 +57,8 @@ class Reconciler {
   void ApplyObjects(const ClusterSpec& c);
   // Initiates the replset and creates the system users when that was never done.
   bool InitReplset(const ClusterSpec& c, const ReplsetSpec& rs, std::string* message);
+  // The PBM config of one of the cluster's storages, S3 credentials read from their Secret.
+  Json StorageConfig(const ClusterSpec& c, const std::string& storage_name);
   // Makes `storage_name` the cluster's PBM storage (PBM has one at a time).
   void UseStorage(const control::Control& ctl, const ClusterSpec& c,
                   const std::string& storage_name);
