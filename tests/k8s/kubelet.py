@@ -1108,6 +1108,8 @@ class Kubelet:
             if not self.hosts_base.endswith("\n"):
                 self.hosts_base += "\n"
         self.image_dirs = {}
+        # Pod workers are threads; two may ask for the same image at once.
+        self.image_lock = threading.Lock()
 
     # ---- small services ----
 
@@ -1123,23 +1125,28 @@ class Kubelet:
         img = self.images[name] if name in self.images else self.images.get("*")
         if img is None:
             return None
-        if name not in self.image_dirs:
-            paths = list(img.get("path") or [])
-            if img.get("bin"):
-                d = os.path.join(self.root, "images", re.sub(r"[^A-Za-z0-9_.-]", "_", name), "bin")
-                os.makedirs(d, exist_ok=True)
-                for b, target in img["bin"].items():
-                    p = os.path.join(d, b)
-                    if os.path.lexists(p):
-                        os.unlink(p)
-                    os.symlink(os.path.abspath(target), p)
-                paths.insert(0, d)
-            base = img.get("env", {}).get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-            self.image_dirs[name] = ":".join(paths + [base])
+        with self.image_lock:
+            if name not in self.image_dirs:
+                self.image_dirs[name] = self._image_path(name, img)
         out = dict(img)
         out["PATH"] = self.image_dirs[name]
         out["env"] = {k: v for k, v in (img.get("env") or {}).items() if k != "PATH"}
         return out
+
+    def _image_path(self, name, img):
+        """Builds the image's bin directory of symlinks; returns its PATH."""
+        paths = list(img.get("path") or [])
+        if img.get("bin"):
+            d = os.path.join(self.root, "images", re.sub(r"[^A-Za-z0-9_.-]", "_", name), "bin")
+            os.makedirs(d, exist_ok=True)
+            for b, target in img["bin"].items():
+                p = os.path.join(d, b)
+                if os.path.lexists(p):
+                    os.unlink(p)
+                os.symlink(os.path.abspath(target), p)
+            paths.insert(0, d)
+        base = img.get("env", {}).get("PATH") or "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        return ":".join(paths + [base])
 
     def pvc_dir(self, ns, name):
         return self.pvcs.get((ns, name))
