@@ -128,19 +128,24 @@ class Agent {
 
  private:
   void Connect() {
-    info_ = Describe(*node_);
+    NodeInfo n = Describe(*node_);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      info_ = n;
+    }
     cluster_ = control::ConnectCluster(*node_, o_.mongodb_uri);
     ctl_ = std::make_unique<Control>(*cluster_);
     ctl_->EnsureSetup();
-    spdlog::info("agent for {} in replset {} connected to the cluster", info_.me, info_.replset);
+    spdlog::info("agent for {} in replset {} connected to the cluster", n.me, n.replset);
   }
 
   void Heartbeat() {
     NodeInfo n = Describe(*node_);
     {
+      // All of it: an agent that connected while its node was still joining the set saw no
+      // set name and no host of its own (hello has neither before the config arrives).
       std::lock_guard<std::mutex> l(mu_);
-      info_.state = n.state;
-      info_.hidden = n.hidden;
+      info_ = n;
     }
     control::AgentStatus a;
     a.replset = n.replset;
@@ -248,7 +253,8 @@ class Agent {
   }
 
   void FlushInterruptedRestore() {
-    if (interrupted_msg_.empty() || !ctl_) return;
+    // Until the node knows its own name in the set (the next heartbeat), the report waits.
+    if (interrupted_msg_.empty() || !ctl_ || info_.me.empty()) return;
     auto cfg = ctl_->GetConfig();
     if (!cfg || !cfg->contains("storage")) return;
     auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
@@ -420,7 +426,11 @@ class Agent {
     auto plan_meta = control::ReadRestorePlan(*st, name);
     bool member = false;
     for (const auto& m : plan_meta.members) member |= m.host == me.host && m.replset == me.replset;
-    if (!member) return;
+    if (!member) {
+      spdlog::info("restore {}: this node ({} in replset '{}') is not in its plan", name, me.host,
+                   me.replset);
+      return;
+    }
     bool was_primary = n.state == "PRIMARY";
     spdlog::info("restore {} of backup {} on {}", name, backup_name, me.host);
 

@@ -116,9 +116,20 @@ RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& r
     }
     if (!n.phase.empty()) any_started = true;
     bool settled = n.phase == "done" || n.phase == "error";
+    // A silent member counts as failed and settled: the others roll back on its error, and a
+    // waiting user gets an answer. Its agent, when it comes back, puts its own node right
+    // (RecoverInterruptedRestore) before it takes any new work.
     if (!settled && n.heartbeat > 0 && now - n.heartbeat > kLockStaleSecs) {
       n.error = "no heartbeat from the agent for " + std::to_string(now - n.heartbeat) + " s";
       any_error = true;
+      settled = true;
+    } else if (!settled && n.heartbeat == 0 && s.meta.start_ts > 0 &&
+               now - s.meta.start_ts > kLockStaleSecs) {
+      n.error = "its pbm-agent did not take the restore up within " +
+                std::to_string(kLockStaleSecs) +
+                " s: is a pbm-agent running beside this member? (pbm status)";
+      any_error = true;
+      settled = true;
     }
     if (n.phase == "error") any_error = true;
     if (n.phase != "done") all_done = false;

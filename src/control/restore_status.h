@@ -66,7 +66,7 @@ void WriteNodeHeartbeat(storage::Storage& st, const std::string& restore, const 
                         int64_t bytes_done = 0, int64_t bytes_total = 0);
 
 // The whole restore as the files say. A member whose agent has not heartbeaten for
-// kLockStaleSecs counts as failed.
+// kLockStaleSecs, or never started kLockStaleSecs after the restore began, counts as failed.
 RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& restore);
 
 // Phase order for comparisons: "" < preflight < staged < down < ready < done; error is terminal.

@@ -72,6 +72,23 @@ class Cluster:
         except FileNotFoundError:
             return ""
 
+    def agent_logs(self, lines=40):
+        """The last lines of every member's backup-agent output, for a failure's message."""
+        out = []
+        try:
+            members = self.info()["members"]
+        except (OSError, ValueError):
+            return ""
+        for m in members:
+            path = os.path.join(m["pod_dir"], "logs", "backup-agent.out")
+            try:
+                with open(path, errors="replace") as f:
+                    tail = f.readlines()[-lines:]
+            except OSError:
+                continue
+            out.append("--- %s backup-agent:\n%s" % (m["name"], "".join(tail)))
+        return "\n".join(out)
+
     def client(self):
         return pymongo.MongoClient(self.info()["uri"], serverSelectionTimeoutMS=20000)
 

@@ -36,6 +36,11 @@ def key_check(key):
     return hmac.new(key, b"psmdb key check value", hashlib.sha256).hexdigest()[:16]
 
 
+def text(b):
+    """A TimeoutExpired's captured output: bytes even when the run asked for text."""
+    return b.decode(errors="replace") if isinstance(b, bytes) else (b or "")
+
+
 def walk(root):
     """Every file under root, as paths relative to it."""
     out = set()
@@ -81,8 +86,17 @@ class VariantsTest(unittest.TestCase):
         return c, uri
 
     def pbm(self, uri, *args, check=False, timeout=600):
-        p = subprocess.run([PBM, *args], capture_output=True, text=True, timeout=timeout,
-                           env=dict(os.environ, PBM_MONGODB_URI=uri))
+        try:
+            p = subprocess.run([PBM, *args], capture_output=True, text=True, timeout=timeout,
+                               env=dict(os.environ, PBM_MONGODB_URI=uri))
+        except subprocess.TimeoutExpired as e:
+            status = subprocess.run([PBM, "status"], capture_output=True, text=True, timeout=60,
+                                    env=dict(os.environ, PBM_MONGODB_URI=uri))
+            raise AssertionError("pbm %s did not finish in %d s; its output: %s%s\n"
+                                 "pbm status: %s%s\n%s" % (
+                                     " ".join(args), timeout, text(e.stdout), text(e.stderr),
+                                     status.stdout, status.stderr,
+                                     "\n".join(c.agent_logs() for c in self.clusters)))
         if check and p.returncode != 0:
             raise AssertionError("pbm %s failed (%d): %s%s" % (" ".join(args), p.returncode,
                                                               p.stdout, p.stderr))
