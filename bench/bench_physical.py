@@ -86,6 +86,20 @@ def sh(cmd):
     subprocess.run(cmd, shell=True, check=True)
 
 
+def timed_copy(cmd, dest):
+    """Times `cmd`, a cp of the live dbpath into `dest`. WiredTiger may remove a journal file
+    between cp's listing and its open of it; such a run is thrown away and run again."""
+    for attempt in range(3):
+        try:
+            return timed(lambda: sh(cmd))
+        except subprocess.CalledProcessError:
+            if attempt == 2:
+                raise
+            print("cp raced with the live dbpath; again", flush=True)
+        finally:
+            shutil.rmtree(dest, ignore_errors=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-gb", type=float, default=2.0)
@@ -155,9 +169,8 @@ def main():
         def cp_sync():
             # Our backup fsyncs every object before publishing it; cp -r leaves the data in the
             # page cache. The like-for-like figure is cp -r followed by sync.
-            t = timed(lambda: sh("cp -r %s %s/cpcopy && sync" % (dbpath, work)))
-            shutil.rmtree(os.path.join(work, "cpcopy"))
-            return t
+            return timed_copy("cp -r %s %s/cpcopy && sync" % (dbpath, work),
+                              os.path.join(work, "cpcopy"))
 
         # Interleaved trials (this machine's disk and CPU are shared: single runs vary by 30%);
         # the medians are the figures.
@@ -175,8 +188,8 @@ def main():
         for k, v in trials.items():
             res[k] = statistics.median(v)
         res["pbm_backup_zstd3_s"] = backup("zstd", 3)[0]
-        res["cp_r_s"] = timed(lambda: sh("cp -r %s %s/cpcopy" % (dbpath, work)))
-        shutil.rmtree(os.path.join(work, "cpcopy"))
+        res["cp_r_s"] = timed_copy("cp -r %s %s/cpcopy" % (dbpath, work),
+                                   os.path.join(work, "cpcopy"))
         res["page_cache_dropped"] = DROP_CACHES
         agent_pid = json.load(open(os.path.join(dc, "cluster.json")))["members"][0]["agent_pid"]
         res["agent_peak_rss_backup_mib"] = peak_rss_mib(agent_pid)

@@ -9,15 +9,18 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "backup/object_io.h"
+#include "backup/source_file.h"
 #include "codec/checksum.h"
 #include "codec/encrypt.h"
 #include "codec/stream.h"
@@ -50,21 +53,24 @@ struct FileToCopy {
   int64_t size;
 };
 
-// Hands filled buffers from the thread that reads and hashes a file to the thread that
-// compresses and writes it, so the two halves of one file's copy overlap (SHA-256 alone runs at
-// about 1.6 GB/s on one core, and a large collection file is one object). Bounded: kBuffers
-// buffers of kBufferSize per file in flight.
+// One file's copy as three stages on their own threads, joined by queues of buffers: read
+// (the caller's thread), hash (SHA-256), write (compress, encrypt, store). A buffer goes
+// free -> read -> hashed -> written -> free, so the disk read of the next megabytes overlaps the
+// hashing of this one and the compression of the one before (SHA-256 alone runs at about
+// 1.6 GB/s on one core, and a large collection file is one object). Bounded: kBuffers buffers
+// of kBufferSize per file in flight.
 class CopyPipe {
  public:
-  static constexpr size_t kBuffers = 4;
+  static constexpr size_t kBuffers = 8;
   static constexpr size_t kBufferSize = 1 << 20;
+  static constexpr int kStages = 2;  // after the read: 0 hashes, 1 writes
 
   CopyPipe() {
-    for (size_t i = 0; i < kBuffers; ++i) free_.emplace_back(kBufferSize);
+    for (size_t i = 0; i < kBuffers; ++i) free_.push_back(AlignedBuffer(kBufferSize));
   }
 
-  // Producer: an empty buffer (blocks while all are in flight); throws the consumer's error.
-  std::vector<char> TakeFree() {
+  // Reader: an empty buffer (blocks while all are in flight); throws a later stage's error.
+  AlignedBuffer TakeFree() {
     std::unique_lock<std::mutex> l(mu_);
     cv_.wait(l, [&] { return !free_.empty() || error_; });
     if (error_) std::rethrow_exception(error_);
@@ -72,44 +78,53 @@ class CopyPipe {
     free_.pop_back();
     return b;
   }
-  void PutFull(std::vector<char> b, size_t n) {
+  void PutRead(AlignedBuffer b, size_t n) {
     std::lock_guard<std::mutex> l(mu_);
-    full_.push_back({std::move(b), n});
+    queue_[0].push_back({std::move(b), n});
     cv_.notify_all();
   }
-  // No more buffers: the consumer ends once it wrote what is queued.
+  // No more buffers: each stage ends once it handled what is queued for it.
   void Finish() {
     std::lock_guard<std::mutex> l(mu_);
-    finished_ = true;
+    ended_[0] = true;
     cv_.notify_all();
   }
 
-  // Consumer loop: writes every full buffer to `out` until Finish (or a failure, kept for the
-  // producer to rethrow).
-  void Drain(ObjectWriter& out) {
+  // Stage `k`'s loop: `fn` on every buffer queued for it, in order, until the stage before it
+  // ended; a failure is kept for the reader to rethrow and stops every stage.
+  void Run(int k, const std::function<void(const char*, size_t)>& fn) {
     while (true) {
-      std::pair<std::vector<char>, size_t> item;
+      std::pair<AlignedBuffer, size_t> item;
       {
         std::unique_lock<std::mutex> l(mu_);
-        cv_.wait(l, [&] { return !full_.empty() || finished_; });
-        if (full_.empty()) return;
-        item = std::move(full_.front());
-        full_.pop_front();
+        cv_.wait(l, [&] { return !queue_[k].empty() || ended_[k] || error_; });
+        if (error_ || queue_[k].empty()) {
+          ended_[k + 1] = true;
+          cv_.notify_all();
+          return;
+        }
+        item = std::move(queue_[k].front());
+        queue_[k].pop_front();
       }
       try {
-        out.Write(item.first.data(), item.second);
+        fn(item.first.data(), item.second);
       } catch (...) {
         std::lock_guard<std::mutex> l(mu_);
-        error_ = std::current_exception();
+        if (!error_) error_ = std::current_exception();
+        ended_[k + 1] = true;
         cv_.notify_all();
         return;
       }
       std::lock_guard<std::mutex> l(mu_);
-      free_.push_back(std::move(item.first));
+      if (k + 1 < kStages) {
+        queue_[k + 1].push_back(std::move(item));
+      } else {
+        free_.push_back(std::move(item.first));
+      }
       cv_.notify_all();
     }
   }
-  // After the consumer ended: its error, if any.
+  // After the stages ended: the first error, if any.
   void RethrowError() {
     std::lock_guard<std::mutex> l(mu_);
     if (error_) std::rethrow_exception(error_);
@@ -118,9 +133,9 @@ class CopyPipe {
  private:
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::vector<char>> free_;
-  std::deque<std::pair<std::vector<char>, size_t>> full_;
-  bool finished_ = false;
+  std::vector<AlignedBuffer> free_;
+  std::deque<std::pair<AlignedBuffer, size_t>> queue_[kStages];
+  bool ended_[kStages + 1] = {};  // ended_[k]: nothing more will be queued for stage k
   std::exception_ptr error_;
 };
 
@@ -131,49 +146,41 @@ FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const
   e.name = f.rel;
   e.size = f.size;
   e.object = req.name + "/" + req.replset + "/" + f.rel + std::string(codec::CodecSuffix(req.codec));
-  int fd = open(f.path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) FailErrno("backup: open " + f.path, errno);
-  posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  SourceFile src(f.path);
   ObjectWriter out(st, e.object, req.codec, req.level, req.encryption_key);
   codec::Sha256 sha;
   CopyPipe pipe;
-  std::thread writer([&] { pipe.Drain(out); });
+  std::thread hasher([&] { pipe.Run(0, [&](const char* p, size_t n) { sha.Update(p, n); }); });
+  std::thread writer([&] { pipe.Run(1, [&](const char* p, size_t n) { out.Write(p, n); }); });
+  auto join = [&] {
+    pipe.Finish();
+    if (hasher.joinable()) hasher.join();
+    if (writer.joinable()) writer.join();
+  };
   int64_t left = f.size;
   try {
     while (left > 0) {
       if (hooks.cancelled && hooks.cancelled()) Fail(ErrorKind::kCancelled, "backup cancelled");
-      std::vector<char> buf = pipe.TakeFree();
-      size_t want = static_cast<size_t>(std::min<int64_t>(left, buf.size()));
-      size_t got = 0;
-      while (got < want) {
-        ssize_t n = read(fd, buf.data() + got, want - got);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          FailErrno("backup: read " + f.path, errno);
-        }
-        if (n == 0) {
-          Fail(ErrorKind::kCorrupt,
-               "backup: {} is shorter ({} bytes) than the backup cursor listed ({} bytes)", f.path,
-               f.size - left + static_cast<int64_t>(got), f.size);
-        }
-        got += static_cast<size_t>(n);
+      AlignedBuffer buf = pipe.TakeFree();
+      size_t want = static_cast<size_t>(std::min<int64_t>(left, CopyPipe::kBufferSize));
+      int64_t off = f.size - left;
+      size_t got = src.ReadAt(buf.data(), want, off);
+      if (got < want) {
+        Fail(ErrorKind::kCorrupt,
+             "backup: {} is shorter ({} bytes) than the backup cursor listed ({} bytes)", f.path,
+             off + static_cast<int64_t>(got), f.size);
       }
-      sha.Update(buf.data(), got);
-      pipe.PutFull(std::move(buf), got);
+      pipe.PutRead(std::move(buf), got);
       on_read(static_cast<int64_t>(got));
       left -= static_cast<int64_t>(got);
     }
-    pipe.Finish();
-    writer.join();
+    join();
     pipe.RethrowError();
     out.Close();
   } catch (...) {
-    pipe.Finish();
-    if (writer.joinable()) writer.join();
-    close(fd);
+    join();
     throw;
   }
-  close(fd);
   e.sha256 = sha.HexDigest();
   e.stored_size = out.stored_bytes();
   return e;

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -111,6 +112,7 @@ class FsWriter : public Writer {
   FsWriter& operator=(const FsWriter&) = delete;
 
   ~FsWriter() override {
+    if (dfd_ >= 0) ::close(dfd_);
     if (fd_ >= 0) ::close(fd_);
     if (state_ != State::kCommitted) {
       ::unlink(temp_path_.c_str());
@@ -132,7 +134,7 @@ class FsWriter : public Writer {
       n -= whole;
     }
     if (n > 0) {
-      WriteAll(p, n);
+      WriteAt(fd_, p, n);
       hole_at_end_ = false;
     }
     // Start the writeback of what is written so far, without waiting for it, so that the
@@ -148,6 +150,10 @@ class FsWriter : public Writer {
     // A trailing hole has no byte written after it: the size comes from ftruncate.
     if (hole_at_end_ && ::ftruncate(fd_, written_) != 0) Failed("truncate " + path_, errno);
     if (::fsync(fd_) != 0) Failed("sync " + path_, errno);
+    if (dfd_ >= 0) {
+      ::close(dfd_);
+      dfd_ = -1;
+    }
     int fd = fd_;
     fd_ = -1;
     if (::close(fd) != 0) Failed("close " + path_, errno);
@@ -161,9 +167,16 @@ class FsWriter : public Writer {
   enum class State { kOpen, kFailed, kCommitted };
   static constexpr off_t kWritebackChunk = 8 << 20;
   static constexpr size_t kBlock = 4096;
+  // Runs of at least this many aligned bytes from aligned memory go through O_DIRECT.
+  static constexpr size_t kDirectMin = 64 << 10;
   off_t written_ = 0;
   off_t flushed_ = 0;
   bool hole_at_end_ = false;
+  // A second descriptor of the temp file with O_DIRECT, opened on the first large aligned run
+  // (-1 before; -2 when the filesystem refuses it). An uncompressed backup hands over whole
+  // aligned megabytes: written directly they skip the copy into the page cache, which was a
+  // quarter of the agent's CPU in such a backup, and leave the node's cache alone.
+  int dfd_ = -1;
 
   static bool IsZero(const char* p, size_t n) {
     // The first byte, then the block against itself shifted by one: zero iff all equal p[0].
@@ -179,20 +192,45 @@ class FsWriter : public Writer {
       bool zero = IsZero(p + i, kBlock);
       while (j < n && IsZero(p + j, kBlock) == zero) j += kBlock;
       if (zero) {
-        if (::lseek(fd_, static_cast<off_t>(j - i), SEEK_CUR) < 0)
-          Failed("seek in " + path_, errno);
         written_ += static_cast<off_t>(j - i);
       } else {
-        WriteAll(p + i, j - i);
+        PutRun(p + i, j - i);
       }
       hole_at_end_ = zero;
       i = j;
     }
   }
 
-  void WriteAll(const char* p, size_t n) {
+  // A run of whole blocks at a block-aligned offset.
+  void PutRun(const char* p, size_t n) {
+    if (n >= kDirectMin && reinterpret_cast<uintptr_t>(p) % kBlock == 0 && dfd_ != -2) {
+      if (dfd_ == -1) {
+        dfd_ = ::open(temp_path_.c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
+        if (dfd_ < 0) dfd_ = -2;  // EINVAL on tmpfs and some others: the page cache it is
+      }
+      if (dfd_ >= 0) {
+        ssize_t w = ::pwrite(dfd_, p, n, written_);
+        if (w == static_cast<ssize_t>(n)) {
+          written_ += w;
+          return;
+        }
+        if (w < 0 && errno != EINVAL) Failed("write " + path_, errno);
+        // Refused (or short): the rest of this object goes through the page cache.
+        ::close(dfd_);
+        dfd_ = -2;
+        if (w > 0) {
+          written_ += w;
+          p += w;
+          n -= static_cast<size_t>(w);
+        }
+      }
+    }
+    WriteAt(fd_, p, n);
+  }
+
+  void WriteAt(int fd, const char* p, size_t n) {
     while (n > 0) {
-      ssize_t w = ::write(fd_, p, n);
+      ssize_t w = ::pwrite(fd, p, n, written_);
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) Failed("write " + path_, errno);
       p += w;
