@@ -145,11 +145,23 @@ RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& r
   } else {
     s.status = any_started ? "running" : "starting";
   }
+  // One line: members that failed for the same reason (every member refusing a backup taken
+  // with another key, say) are named together before it.
+  std::vector<std::pair<std::string, std::string>> reasons;  // (members, error), first seen first
   for (const auto& n : s.nodes) {
-    if (!n.error.empty()) {
-      if (!s.error.empty()) s.error += "; ";
-      s.error += n.replset + "/" + n.host + ": " + n.error;
+    if (n.error.empty()) continue;
+    std::string who = n.replset + "/" + n.host;
+    auto it = std::find_if(reasons.begin(), reasons.end(),
+                           [&](const auto& r) { return r.second == n.error; });
+    if (it == reasons.end()) {
+      reasons.emplace_back(who, n.error);
+    } else {
+      it->first += ", " + who;
     }
+  }
+  for (const auto& [who, error] : reasons) {
+    if (!s.error.empty()) s.error += "; ";
+    s.error += who + ": " + error;
   }
   return s;
 }
