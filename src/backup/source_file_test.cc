@@ -2,44 +2,30 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 #include <unistd.h>
 
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "common/error.h"
+#include "common/testing.h"
 
 namespace pbm::backup {
 namespace {
 
 constexpr size_t kMiB = 1 << 20;
 
-std::string Pattern(size_t n) {
-  std::string s(n, '\0');
-  uint32_t x = 12345;
-  for (char& c : s) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
-
 class SourceFileTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "source-file-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/collection-1.wt";
-    data_ = Pattern(3 * kMiB + 123);
+    path_ = dir_.path() + "/collection-1.wt";
+    data_ = testing::Pattern(3 * kMiB + 123, 12345);
     std::ofstream(path_, std::ios::binary).write(data_.data(), static_cast<long>(data_.size()));
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
 
-  std::string dir_, path_, data_;
+  testing::ScratchDir dir_{"source-file"};
+  std::string path_, data_;
 };
 
 // Whole megabytes, then the file's unaligned end: the same bytes as the file, and the end says
@@ -89,7 +75,7 @@ TEST_F(SourceFileTest, ShortFileReturnsWhatItHas) {
 
 TEST_F(SourceFileTest, MissingFileIsAnIoErrorNamingIt) {
   try {
-    SourceFile f(dir_ + "/gone.wt");
+    SourceFile f(dir_.path() + "/gone.wt");
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kIo) << e.what();

@@ -1,12 +1,11 @@
 #include "control/restore_status.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
-#include <filesystem>
 #include <memory>
 
 #include "common/error.h"
+#include "common/testing.h"
 
 namespace pbm::control {
 namespace {
@@ -15,13 +14,7 @@ namespace {
 // that started `age` seconds ago.
 class RestoreStatusTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "restore-status-XXXXXX").string();
-    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
-    dir_ = tmpl;
-    st_ = storage::NewFilesystemStorage(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void SetUp() override { st_ = storage::NewFilesystemStorage(dir_.path()); }
 
   void Plan(int64_t age) {
     RestorePlanMeta m;
@@ -40,7 +33,7 @@ class RestoreStatusTest : public ::testing::Test {
                   Json{{"ts", NowUnix() - age}}.dump());
   }
 
-  std::string dir_;
+  testing::ScratchDir dir_{"restore-status"};
   std::unique_ptr<storage::Storage> st_;
   RestoreMember a_{"rs0", "a:27017"}, b_{"rs0", "b:27017"}, c_{"rs0", "c:27017"};
 };

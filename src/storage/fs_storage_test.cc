@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "common/error.h"
+#include "common/testing.h"
 #include "storage/storage.h"
 
 namespace pbm::storage {
@@ -63,15 +64,7 @@ mode_t ModeOf(const std::string& path) {
   return st.st_mode & 07777;
 }
 
-std::string Pattern(size_t n, uint32_t seed) {
-  std::string s(n, '\0');
-  uint32_t x = seed;
-  for (char& c : s) {
-    x = x * 1664525u + 1013904223u;
-    c = static_cast<char>(x >> 24);
-  }
-  return s;
-}
+using pbm::testing::Pattern;
 
 class FsStorageTest : public ::testing::Test {
  protected:
