@@ -81,6 +81,9 @@ class Agent {
             "touched");
       } else if (r == restore::InterruptedRestore::kCompleted) {
         spdlog::info("an interrupted restore on {} was completed", o_.dbpath);
+        // The member committed before its agent stopped: the restore waits for its `done`.
+        interrupted_phase_ = "done";
+        interrupted_msg_ = "the agent stopped after this member committed; it completed on restart";
       }
     }
     node_ = std::make_unique<mongo::Client>(o_.mongodb_uri, 5000);
@@ -249,6 +252,7 @@ class Agent {
   // storage that still wait for this member get its error (the others saw its heartbeat stop).
   void ReportInterruptedRestore(const std::string& msg) {
     spdlog::error("restore: {}", msg);
+    interrupted_phase_ = "error";
     interrupted_msg_ = msg;
   }
 
@@ -262,13 +266,29 @@ class Agent {
     for (const auto& r : control::ListRestores(*st)) {
       auto s = control::ReadRestoreStatus(*st, r);
       for (const auto& n : s.nodes) {
-        if (n.host == me.host && n.replset == me.replset && n.phase != "done" &&
-            n.phase != "error") {
-          control::WriteNodePhase(*st, r, me, "error", interrupted_msg_);
+        if (n.host != me.host || n.replset != me.replset) continue;
+        if (interrupted_phase_ == "done" ? n.phase == "ready"
+                                         : n.phase != "done" && n.phase != "error") {
+          if (interrupted_phase_ == "done") {
+            control::WriteNodePhase(*st, r, me, "done");
+          } else {
+            control::WriteNodePhase(*st, r, me, "error", interrupted_msg_);
+          }
         }
       }
     }
     interrupted_msg_.clear();
+  }
+
+  // Test-only failpoint, as MongoDB has them: with the environment variable `var` set to N,
+  // the agent holds still here for N seconds so that a test can kill it at this exact step.
+  // Unset (always, outside tests) it costs a getenv.
+  static void PauseAtFailpoint(const char* var) {
+    const char* v = std::getenv(var);
+    if (v == nullptr) return;
+    int secs = std::atoi(v);
+    spdlog::warn("failpoint {}: pausing {} s", var, secs);
+    std::this_thread::sleep_for(std::chrono::seconds(secs));
   }
 
   // Waits until every member reached `phase` (true) or one failed / went silent (false).
@@ -433,6 +453,8 @@ class Agent {
     }
     bool was_primary = n.state == "PRIMARY";
     spdlog::info("restore {} of backup {} on {}", name, backup_name, me.host);
+    // Taken up: from now on silence, not absence, is what fails this member.
+    control::TouchNodeHeartbeat(*st, name, me);
 
     std::atomic<int64_t> dl_done{0}, dl_total{0};  // the download's progress
     // 1. Pre-flight, before anything is touched.
@@ -580,7 +602,7 @@ class Agent {
           bool others_down = true;
           for (const auto& x : s.nodes) {
             if (x.host == me.host) continue;
-            if (x.phase == "error")
+            if (x.phase == "error" || !x.error.empty())  // failed, or silent
               Fail(ErrorKind::kUnavailable, "member {} failed: {}", x.host, x.error);
             if (control::PhaseRank(x.phase) < control::PhaseRank("down")) others_down = false;
           }
@@ -601,6 +623,7 @@ class Agent {
         Fail(ErrorKind::kUnavailable, "another member failed, so this one rolls back too: {}", why);
       }
       nr->Commit();
+      PauseAtFailpoint("PBM_FAILPOINT_PAUSE_AFTER_COMMIT_SECS");
     } catch (const std::exception& e) {
       std::string err = e.what();
       try {
@@ -910,6 +933,9 @@ class Agent {
   std::mutex mu_;
   NodeInfo info_;
   std::atomic<bool> busy_{false};
+  // A restore this agent finished at startup, to report once the cluster is reachable: the
+  // member's phase ("error" after a rollback, "done" after a completed commit) and why.
+  std::string interrupted_phase_;
   std::string interrupted_msg_;
   std::thread worker_;
 };

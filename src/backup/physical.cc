@@ -150,8 +150,7 @@ FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const
   ObjectWriter out(st, e.object, req.codec, req.level, req.encryption_key);
   codec::Sha256 sha;
   CopyPipe pipe;
-  std::thread hasher([&] { pipe.Run(0, [&](const char* p, size_t n) { sha.Update(p, n); }); });
-  std::thread writer([&] { pipe.Run(1, [&](const char* p, size_t n) { out.Write(p, n); }); });
+  std::thread hasher, writer;
   auto join = [&] {
     pipe.Finish();
     if (hasher.joinable()) hasher.join();
@@ -159,6 +158,8 @@ FileEntry CopyFile(storage::Storage& st, const PhysicalBackupRequest& req, const
   };
   int64_t left = f.size;
   try {
+    hasher = std::thread([&] { pipe.Run(0, [&](const char* p, size_t n) { sha.Update(p, n); }); });
+    writer = std::thread([&] { pipe.Run(1, [&](const char* p, size_t n) { out.Write(p, n); }); });
     while (left > 0) {
       if (hooks.cancelled && hooks.cancelled()) Fail(ErrorKind::kCancelled, "backup cancelled");
       AlignedBuffer buf = pipe.TakeFree();

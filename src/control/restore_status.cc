@@ -116,17 +116,20 @@ RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& r
     }
     if (!n.phase.empty()) any_started = true;
     bool settled = n.phase == "done" || n.phase == "error";
-    // A silent member counts as failed and settled: the others roll back on its error, and a
-    // waiting user gets an answer. Its agent, when it comes back, puts its own node right
-    // (RecoverInterruptedRestore) before it takes any new work.
     if (!settled && n.heartbeat > 0 && now - n.heartbeat > kLockStaleSecs) {
-      n.error = "no heartbeat from the agent for " + std::to_string(now - n.heartbeat) + " s";
+      n.error = "no heartbeat from its pbm-agent for over " + std::to_string(kLockStaleSecs) + " s";
       any_error = true;
-      settled = true;
+      // Before `ready` a silent member's outcome can only be a failure: the others roll back on
+      // its error, a waiting user gets an answer, and its agent, when it comes back, rolls its
+      // node back (RecoverInterruptedRestore) before it takes new work. From `ready` on it may
+      // have committed, and its agent completes the commit when it comes back: the restore
+      // waits for it.
+      if (PhaseRank(n.phase) < PhaseRank("ready")) settled = true;
     } else if (!settled && n.heartbeat == 0 && s.meta.start_ts > 0 &&
-               now - s.meta.start_ts > kLockStaleSecs) {
+               now - s.meta.start_ts > kRestorePickupSecs) {
+      // An agent takes a restore up within a poll (100 ms) and heartbeats from then on.
       n.error = "its pbm-agent did not take the restore up within " +
-                std::to_string(kLockStaleSecs) +
+                std::to_string(kRestorePickupSecs) +
                 " s: is a pbm-agent running beside this member? (pbm status)";
       any_error = true;
       settled = true;

@@ -65,8 +65,14 @@ void TouchNodeHeartbeat(storage::Storage& st, const std::string& restore, const 
 void WriteNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me,
                         int64_t bytes_done = 0, int64_t bytes_total = 0);
 
+// A member whose agent has not taken a physical restore up this long after it began fails it
+// (the restore's start is the clock of the pbm or operator that started it: clocks are assumed
+// in sync, within a margin this wide).
+inline constexpr int kRestorePickupSecs = 120;
+
 // The whole restore as the files say. A member whose agent has not heartbeaten for
-// kLockStaleSecs, or never started kLockStaleSecs after the restore began, counts as failed.
+// kLockStaleSecs counts as failed (and, before `ready`, settled); so does one whose agent never
+// took the restore up within kRestorePickupSecs.
 RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& restore);
 
 // Phase order for comparisons: "" < preflight < staged < down < ready < done; error is terminal.

@@ -209,7 +209,10 @@ class FsWriter : public Writer {
         if (dfd_ < 0) dfd_ = -2;  // EINVAL on tmpfs and some others: the page cache it is
       }
       if (dfd_ >= 0) {
-        ssize_t w = ::pwrite(dfd_, p, n, written_);
+        ssize_t w;
+        do {
+          w = ::pwrite(dfd_, p, n, written_);
+        } while (w < 0 && errno == EINTR);
         if (w == static_cast<ssize_t>(n)) {
           written_ += w;
           return;

@@ -374,5 +374,47 @@ class FaultsTest(ClusterTestBase):
         self.assertTrue(failed, log[-3000:])
         self.assertTrue(any("restart #" in l for l in pod_log[failed[-1]:]), log[-3000:])
 
+    def test_agent_killed_after_commit(self):
+        """kill -9 of a secondary's agent right after its member committed (a failpoint holds
+        the agent there): the restarted agent completes the commit (entrypoint back, old data
+        dropped) and reports the member done, so the restore ends done, not error, and every
+        member serves the backup's data."""
+        os.environ["PBM_FAILPOINT_PAUSE_AFTER_COMMIT_SECS"] = "6"
+        try:
+            name, before = self.prepare_restore(0)
+        finally:
+            del os.environ["PBM_FAILPOINT_PAUSE_AFTER_COMMIT_SECS"]
+        roles = self.roles()
+        victim = next(m for m in self.members() if roles[m["host"]] == "SECONDARY")
+        old_pid = victim["agent_pid"]
+        proc = subprocess.Popen([PBM, "restore", name, "--wait", "--wait-time", "200"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=dict(os.environ, PBM_MONGODB_URI=self.uri))
+        try:
+            h.wait_until(lambda: self.restore_phase(victim["dbpath"]) == "committed", 120,
+                         interval=0.05, what="the commit on " + victim["host"])
+            os.kill(old_pid, signal.SIGKILL)
+            out, err = proc.communicate(timeout=220)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        self.assertEqual(proc.returncode, 0, out + err)
+        rname = self.restore_name(out + err)
+        d = self.describe_restore(rname)
+        self.assertEqual(d["status"], "done", d)
+        self.assertEqual([n["status"] for n in d["nodes"]], ["done"] * 3, d)
+        self.assertNotEqual(self.host_to_member(victim["host"])["agent_pid"], old_pid)
+        self.cluster.wait_healthy(120)
+        self.entrypoints_in_place()
+        # The backup's data everywhere: what came after it is gone.
+        for m in self.members():
+            h.wait_until(lambda: self.snapshot(m) != before[m["host"]], 60,
+                         what="the restored data on " + m["host"])
+            with self.direct(m) as c:
+                self.assertNotIn("after", c.test.list_collection_names())
+                self.assertEqual(c.test.keep.count_documents({}), 1000)
+
+
 if __name__ == "__main__":
     unittest.main()
