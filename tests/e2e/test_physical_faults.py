@@ -305,9 +305,9 @@ class FaultsTest(ClusterTestBase):
         c.close()
         return name, {m["host"]: self.snapshot(m) for m in self.members()}
 
-    def restore_killing_agent(self, name, victim, when, what):
+    def restore_killing_agent(self, name, victim, when, what, succeeds=False):
         """Runs pbm restore --wait, kill -9s the victim's agent once `when(victim)` holds, and
-        returns the restore's name once pbm has failed."""
+        returns the restore's name once pbm has failed (or, with `succeeds`, succeeded)."""
         old_pid = victim["agent_pid"]
         proc = subprocess.Popen([PBM, "restore", name, "--wait", "--wait-time", "200"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -320,8 +320,11 @@ class FaultsTest(ClusterTestBase):
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-        self.assertNotEqual(proc.returncode, 0, out + err)
-        self.assertIn("failed", err)
+        if succeeds:
+            self.assertEqual(proc.returncode, 0, out + err)
+        else:
+            self.assertNotEqual(proc.returncode, 0, out + err)
+            self.assertIn("failed", err)
         return self.restore_name(out + err)
 
     def assert_rolled_back(self, rname, victim, before):
@@ -387,20 +390,9 @@ class FaultsTest(ClusterTestBase):
         roles = self.roles()
         victim = next(m for m in self.members() if roles[m["host"]] == "SECONDARY")
         old_pid = victim["agent_pid"]
-        proc = subprocess.Popen([PBM, "restore", name, "--wait", "--wait-time", "200"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=dict(os.environ, PBM_MONGODB_URI=self.uri))
-        try:
-            h.wait_until(lambda: self.restore_phase(victim["dbpath"]) == "committed", 120,
-                         interval=0.05, what="the commit on " + victim["host"])
-            os.kill(old_pid, signal.SIGKILL)
-            out, err = proc.communicate(timeout=220)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        self.assertEqual(proc.returncode, 0, out + err)
-        rname = self.restore_name(out + err)
+        rname = self.restore_killing_agent(
+            name, victim, lambda v: self.restore_phase(v["dbpath"]) == "committed",
+            "the commit on " + victim["host"], succeeds=True)
         d = self.describe_restore(rname)
         self.assertEqual(d["status"], "done", d)
         self.assertEqual([n["status"] for n in d["nodes"]], ["done"] * 3, d)
