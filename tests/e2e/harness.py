@@ -5,6 +5,7 @@ $PSMDB_BIN (set by CTest) or build/bin of this checkout.
 """
 import base64
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,10 +23,27 @@ BIN = os.environ.get("PSMDB_BIN", os.path.join(ROOT, "build", "bin"))
 WTMONGOD = os.path.join(BIN, "wtmongod")
 
 
+_PORTS_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nothing listens on, never the same one twice in this process (two
+    port-0 binds in a row may get the same port: a replica set once got two members on one).
+    Taken at random below the kernel's ephemeral range (32768-60999 here), where the kernel
+    picks outgoing connections' ports and other tests' port-0 binds, so neither takes it before
+    our server binds it."""
+    for _ in range(1000):
+        port = random.randint(20000, 32000)
+        if port in _PORTS_HANDED_OUT:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _PORTS_HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free loopback port in 20000-32000")
 
 
 def make_keyfile(path, key=None, mode=0o600):
