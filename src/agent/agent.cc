@@ -83,7 +83,6 @@ class Agent {
         spdlog::info("an interrupted restore on {} was completed", o_.dbpath);
         // The member committed before its agent stopped: the restore waits for its `done`.
         interrupted_phase_ = "done";
-        interrupted_msg_ = "the agent stopped after this member committed; it completed on restart";
       }
     }
     node_ = std::make_unique<mongo::Client>(o_.mongodb_uri, 5000);
@@ -258,7 +257,7 @@ class Agent {
 
   void FlushInterruptedRestore() {
     // Until the node knows its own name in the set (the next heartbeat), the report waits.
-    if (interrupted_msg_.empty() || !ctl_ || info_.me.empty()) return;
+    if (interrupted_phase_.empty() || !ctl_ || info_.me.empty()) return;
     auto cfg = ctl_->GetConfig();
     if (!cfg || !cfg->contains("storage")) return;
     auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
@@ -267,16 +266,14 @@ class Agent {
       auto s = control::ReadRestoreStatus(*st, r);
       for (const auto& n : s.nodes) {
         if (n.host != me.host || n.replset != me.replset) continue;
-        if (interrupted_phase_ == "done" ? n.phase == "ready"
-                                         : n.phase != "done" && n.phase != "error") {
-          if (interrupted_phase_ == "done") {
-            control::WriteNodePhase(*st, r, me, "done");
-          } else {
-            control::WriteNodePhase(*st, r, me, "error", interrupted_msg_);
-          }
-        }
+        // A completed commit answers the restore its member was committing (at `ready`); a
+        // rollback, every restore still waiting for this member.
+        bool waiting = interrupted_phase_ == "done" ? n.phase == "ready"
+                                                    : n.phase != "done" && n.phase != "error";
+        if (waiting) control::WriteNodePhase(*st, r, me, interrupted_phase_, interrupted_msg_);
       }
     }
+    interrupted_phase_.clear();
     interrupted_msg_.clear();
   }
 
@@ -934,7 +931,8 @@ class Agent {
   NodeInfo info_;
   std::atomic<bool> busy_{false};
   // A restore this agent finished at startup, to report once the cluster is reachable: the
-  // member's phase ("error" after a rollback, "done" after a completed commit) and why.
+  // member's phase ("error" after a rollback, "done" after a completed commit; "" for none)
+  // and, for an error, why.
   std::string interrupted_phase_;
   std::string interrupted_msg_;
   std::thread worker_;

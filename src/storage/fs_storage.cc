@@ -134,7 +134,7 @@ class FsWriter : public Writer {
       n -= whole;
     }
     if (n > 0) {
-      WriteAt(fd_, p, n);
+      WriteAt(p, n);
       hole_at_end_ = false;
     }
     // Start the writeback of what is written so far, without waiting for it, so that the
@@ -228,12 +228,13 @@ class FsWriter : public Writer {
         }
       }
     }
-    WriteAt(fd_, p, n);
+    WriteAt(p, n);
   }
 
-  void WriteAt(int fd, const char* p, size_t n) {
+  // Through the page cache, at the current end.
+  void WriteAt(const char* p, size_t n) {
     while (n > 0) {
-      ssize_t w = ::pwrite(fd, p, n, written_);
+      ssize_t w = ::pwrite(fd_, p, n, written_);
       if (w < 0 && errno == EINTR) continue;
       if (w < 0) Failed("write " + path_, errno);
       p += w;
