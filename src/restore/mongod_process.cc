@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -25,6 +26,8 @@ namespace pbm::restore {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+constexpr int kExitNetError = 48;  // mongod's exit code when it cannot listen on its port
 
 bool CanConnect(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -158,7 +161,44 @@ bool MongodProcess::Reap(int* status, bool block) {
 
 void MongodProcess::Start() {
   if (running()) Fail(ErrorKind::kInternal, "mongod on {} is already running", options_.dbpath);
-  port_ = options_.port ? options_.port : FreeLocalPort();
+  // A port the kernel called free may be taken by the time our mongod binds it (other agents
+  // on this host start temporary mongods too; bind to port 0 hands one port out twice): our
+  // child then fails to bind while the other process answers on the port. StartOnce tells the
+  // two apart by the dbpath of the mongod that answers, and a free port is tried again.
+  constexpr int kAttempts = 5;
+  for (int attempt = 1;; ++attempt) {
+    port_ = options_.port ? options_.port : options_.choose_port();
+    if (StartOnce()) return;
+    if (options_.port || attempt == kAttempts) {
+      Fail(ErrorKind::kUnavailable,
+           "temporary mongod on {}: another process answers on 127.0.0.1:{} ({} port{} tried); "
+           "{}",
+           options_.dbpath, port_, attempt, attempt == 1 ? "" : "s",
+           options_.port ? "choose a free port"
+                         : "free ports on this host are taken as fast as "
+                           "they are found: retry the restore");
+    }
+  }
+}
+
+bool MongodProcess::IsOurs(const mongo::Client& c) const {
+  mongo::Json opts;
+  try {
+    opts = c.RunCommand("admin", {{"getCmdLineOpts", 1}});
+  } catch (const Error&) {
+    return false;  // a mongod that wants authentication is not the one we started
+  }
+  const mongo::Json* parsed = opts.contains("parsed") ? &opts["parsed"] : nullptr;
+  std::string dbpath;
+  if (parsed && parsed->contains("storage") && (*parsed)["storage"].contains("dbPath") &&
+      (*parsed)["storage"]["dbPath"].is_string()) {
+    dbpath = (*parsed)["storage"]["dbPath"].get<std::string>();
+  }
+  std::error_code ec;
+  return !dbpath.empty() && std::filesystem::equivalent(dbpath, options_.dbpath, ec) && !ec;
+}
+
+bool MongodProcess::StartOnce() {
   std::vector<std::string> argv = {
       options_.binary, "--dbpath",  options_.dbpath, "--port",         std::to_string(port_),
       "--bind_ip",     "127.0.0.1", "--logpath",     options_.logpath, "--logappend"};
@@ -197,6 +237,8 @@ void MongodProcess::Start() {
   while (true) {
     int status = 0;
     if (Reap(&status, false)) {
+      // mongod's exit code when it cannot listen (EXIT_NET_ERROR): the port was taken.
+      if (WIFEXITED(status) && WEXITSTATUS(status) == kExitNetError) return false;
       Fail(ErrorKind::kUnavailable, "temporary mongod on {} exited at startup ({}): {}",
            options_.dbpath, DescribeStatus(status), LogTail());
     }
@@ -205,8 +247,12 @@ void MongodProcess::Start() {
         auto c = std::make_unique<mongo::Client>(
             fmt::format("mongodb://127.0.0.1:{}/?directConnection=true", port_), 5000);
         c->RunCommand("admin", {{"ping", 1}});
+        if (!IsOurs(*c)) {
+          Kill();  // it cannot bind the port; it would exit on its own
+          return false;
+        }
         client_ = std::move(c);
-        return;
+        return true;
       } catch (const Error& e) {
         last_error = e.what();
       }

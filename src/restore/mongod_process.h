@@ -9,6 +9,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,7 +46,8 @@ class MongodProcess {
   struct Options {
     std::string binary;  // the mongod executable
     std::string dbpath;
-    int port = 0;                   // 0: FreeLocalPort()
+    int port = 0;  // 0: choose_port(), tried again (up to 5 times) when another process has it
+    std::function<int()> choose_port = FreeLocalPort;
     std::vector<std::string> args;  // more arguments (storage, security, --setParameter ...)
     std::string logpath;            // --logpath; stdout and stderr go to <logpath>.stderr
     std::chrono::milliseconds start_timeout{std::chrono::seconds(120)};
@@ -59,8 +61,10 @@ class MongodProcess {
   MongodProcess& operator=(const MongodProcess&) = delete;
 
   // Starts `binary --dbpath D --port P --bind_ip 127.0.0.1 --logpath L --logappend args...`
-  // and waits until it answers ping. Throws kUnavailable (it exited: the message has its exit
-  // status and the last lines of its log) or kTimeout; the child is then gone.
+  // and waits until it answers ping, and getCmdLineOpts names our dbpath (another process may
+  // have taken the free port first: then another port is tried, up to 5). Throws kUnavailable
+  // (it exited: the message has its exit status and the last lines of its log; or the port
+  // stayed taken) or kTimeout; the child is then gone.
   void Start();
 
   // A client of the running mongod (direct connection to 127.0.0.1:port). Valid until Shutdown.
@@ -81,6 +85,10 @@ class MongodProcess {
   std::string LogTail(int lines = 8) const;
 
  private:
+  // One start on port_: false if another process answers there (our child is killed then).
+  bool StartOnce();
+  // Whether the mongod behind `c` runs on our dbpath.
+  bool IsOurs(const mongo::Client& c) const;
   // Reaps the child if it exited; returns true (with the status in *status) if so.
   bool Reap(int* status, bool block);
 

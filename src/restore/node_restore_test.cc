@@ -25,6 +25,7 @@
 #include "codec/checksum.h"
 #include "codec/codec.h"
 #include "common/error.h"
+#include "common/testing.h"
 #include "mongo/client.h"
 #include "restore/mongod_process.h"
 #include "storage/faulty_storage.h"
@@ -751,6 +752,46 @@ TEST_F(NodeRestoreTest, RollbackAfterMoveAsideRestoresEverything) {
   ExpectUntouched();
   r.Rollback();  // idempotent
   ExpectUntouched();
+}
+
+// Agents on one host start temporary mongods at once, and the kernel's free port can be handed
+// to two of them: the one whose mongod loses the race must not talk to the other's.
+TEST(MongodProcessTest, APortTakenByAnotherMongodIsNotMistakenForOurs) {
+  std::string bin = FindWtmongod();
+  if (bin.empty()) GTEST_SKIP() << "wtmongod not built";
+  pbm::testing::ScratchDir dir("pbm-mongod-port");
+  std::string a_db = dir.path() + "/a", b_db = dir.path() + "/b";
+  fs::create_directories(a_db);
+  fs::create_directories(b_db);
+  MongodProcess a(NodeOptions(bin, a_db, FreeLocalPort(), false));
+  a.Start();
+
+  // A fixed port that is taken: one clear error, no retry.
+  MongodProcess fixed(NodeOptions(bin, b_db, a.port(), false));
+  try {
+    fixed.Start();
+    FAIL() << "started on a port another mongod serves";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kUnavailable);
+    EXPECT_THAT(e.what(),
+                HasSubstr(fmt::format("another process answers on 127.0.0.1:{}", a.port())));
+  }
+  EXPECT_FALSE(fixed.running());
+
+  // A chosen port that turns out taken: the next one is tried.
+  MongodProcess::Options o = NodeOptions(bin, b_db, 0, false);
+  int calls = 0;
+  o.choose_port = [&] { return ++calls == 1 ? a.port() : FreeLocalPort(); };
+  MongodProcess b(std::move(o));
+  b.Start();
+  EXPECT_EQ(calls, 2);
+  EXPECT_NE(b.port(), a.port());
+  Json opts = b.client().RunCommand("admin", {{"getCmdLineOpts", 1}});
+  EXPECT_EQ(opts["parsed"]["storage"]["dbPath"], b_db);
+  b.Shutdown();
+  // The other mongod was left alone.
+  EXPECT_EQ(a.client().RunCommand("admin", {{"ping", 1}})["ok"], 1.0);
+  a.Shutdown();
 }
 
 TEST(RecoverInterruptedRestoreTest, NothingPendingIsNoop) {
