@@ -288,9 +288,13 @@ class Agent {
     std::this_thread::sleep_for(std::chrono::seconds(secs));
   }
 
-  // Waits until every member reached `phase` (true) or one failed / went silent (false).
+  // Waits until every member reached `phase` (true) or one failed / went silent (false: *cause
+  // is the member whose failure started it, "rs/host"; empty when the wait itself failed, with
+  // the reason in *why).
   bool WaitAll(storage::Storage& st, const std::string& restore, const std::string& phase,
-               const control::RestoreMember& me, std::string* why, int timeout_secs) {
+               const control::RestoreMember& me, std::string* why, std::string* cause,
+               int timeout_secs) {
+    cause->clear();
     int64_t deadline = NowUnix() + timeout_secs;
     while (!stop_) {
       control::TouchNodeHeartbeat(st, restore, me);
@@ -298,7 +302,10 @@ class Agent {
       bool all = true;
       for (const auto& n : s.nodes) {
         if (n.phase == "error" || (!n.error.empty() && n.phase != "done")) {
-          *why = n.replset + "/" + n.host + ": " + (n.error.empty() ? "failed" : n.error);
+          // Name the cause, not the chain: a member that followed another's failure points
+          // at it.
+          *cause = n.caused_by.empty() ? n.replset + "/" + n.host : n.caused_by;
+          *why = *cause + " failed";
           return false;
         }
         if (control::PhaseRank(n.phase) < control::PhaseRank(phase)) all = false;
@@ -448,6 +455,23 @@ class Agent {
                    me.replset);
       return;
     }
+    // A restarted agent sees the commands of its last moments again: a restore this member
+    // already took part in (its agent rolled it back at startup) or one that has ended is not
+    // taken up twice.
+    {
+      auto s = control::ReadRestoreStatus(*st, name);
+      for (const auto& x : s.nodes) {
+        if (x.host == me.host && x.replset == me.replset && !x.phase.empty()) {
+          spdlog::info("restore {}: this member took part already (phase {}): not taken up again",
+                       name, x.phase);
+          return;
+        }
+      }
+      if (s.status == "done" || s.status == "error") {
+        spdlog::info("restore {} has ended ({}): not taken up", name, s.status);
+        return;
+      }
+    }
     bool was_primary = n.state == "PRIMARY";
     spdlog::info("restore {} of backup {} on {}", name, backup_name, me.host);
     // Taken up: from now on silence, not absence, is what fails this member.
@@ -520,9 +544,10 @@ class Agent {
       return;
     }
     control::WriteNodePhase(*st, name, me, "preflight");
-    std::string why;
-    if (!WaitAll(*st, name, "preflight", me, &why, 120)) {
-      control::WriteNodePhase(*st, name, me, "error", "not started, nothing changed: " + why);
+    std::string why, cause;
+    if (!WaitAll(*st, name, "preflight", me, &why, &cause, 120)) {
+      control::WriteNodePhase(*st, name, me, "error", "not started (" + why + "); nothing changed",
+                              cause);
       return;
     }
 
@@ -575,20 +600,21 @@ class Agent {
     control::WriteNodePhase(*st, name, me, "staged");
     // Liveness comes from the heartbeats (a dead member fails the wait within kLockStaleSecs);
     // the timeout only bounds the slowest member's download.
-    if (!WaitAll(*st, name, "staged", me, &why, 24 * 3600)) {
-      std::string err = "not started, mongod not touched: " + why;
+    if (!WaitAll(*st, name, "staged", me, &why, &cause, 24 * 3600)) {
+      std::string err = "not started (" + why + "); mongod not touched";
       try {
         nr->Rollback();
         err += "; the staging copy was removed";
       } catch (const std::exception& e2) {
         err += std::string("; removing the staging copy failed: ") + e2.what();
       }
-      control::WriteNodePhase(*st, name, me, "error", err);
+      control::WriteNodePhase(*st, name, me, "error", err, cause);
       stop_hb();
       return;
     }
 
     // 3. Hide the entrypoint, stop mongod (secondaries first), move the staged data in, recover.
+    const char* step = "HideEntrypoint";
     try {
       nr->HideEntrypoint();
       if (was_primary) {
@@ -599,8 +625,10 @@ class Agent {
           bool others_down = true;
           for (const auto& x : s.nodes) {
             if (x.host == me.host) continue;
-            if (x.phase == "error" || !x.error.empty())  // failed, or silent
-              Fail(ErrorKind::kUnavailable, "member {} failed: {}", x.host, x.error);
+            if (x.phase == "error" || !x.error.empty()) {  // failed, or silent
+              cause = x.caused_by.empty() ? x.replset + "/" + x.host : x.caused_by;
+              Fail(ErrorKind::kUnavailable, "stopped ({} failed)", cause);
+            }
             if (control::PhaseRank(x.phase) < control::PhaseRank("down")) others_down = false;
           }
           if (others_down) break;
@@ -609,27 +637,35 @@ class Agent {
           std::this_thread::sleep_for(std::chrono::milliseconds(300));
         }
       }
+      step = "ShutdownMongod";
       nr->ShutdownMongod();
+      step = "WaitMongodDown";
       nr->WaitMongodDown();
       control::WriteNodePhase(*st, name, me, "down");
+      step = "MoveDataAside";
       nr->MoveDataAside();
+      step = "MoveStagedIn";
       nr->MoveStagedIn();
+      step = "Recover";
       nr->Recover();
       control::WriteNodePhase(*st, name, me, "ready");
-      if (!WaitAll(*st, name, "ready", me, &why, 3600)) {
-        Fail(ErrorKind::kUnavailable, "another member failed, so this one rolls back too: {}", why);
+      step = "WaitOthersReady";
+      if (!WaitAll(*st, name, "ready", me, &why, &cause, 3600)) {
+        Fail(ErrorKind::kUnavailable, "rolled back ({})", why);
       }
+      step = "Commit";
       nr->Commit();
       PauseAtFailpoint("PBM_FAILPOINT_PAUSE_AFTER_COMMIT_SECS");
     } catch (const std::exception& e) {
-      std::string err = e.what();
+      // Its own failure names the step; one that follows another member's names that member.
+      std::string err = cause.empty() ? fmt::format("{}: {}", step, e.what()) : e.what();
       try {
         nr->Rollback();
         err += "; this member's old data and entrypoint are back";
       } catch (const std::exception& e2) {
         err += std::string("; ROLLBACK FAILED: ") + e2.what();
       }
-      control::WriteNodePhase(*st, name, me, "error", err);
+      control::WriteNodePhase(*st, name, me, "error", err, cause);
       stop_hb();
       spdlog::error("restore {}: {}", name, err);
       return;

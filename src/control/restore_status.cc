@@ -51,9 +51,11 @@ std::string NodePrefix(const std::string& restore, const RestoreMember& me) {
 }  // namespace
 
 void WriteNodePhase(storage::Storage& st, const std::string& restore, const RestoreMember& me,
-                    const std::string& phase, const std::string& error) {
+                    const std::string& phase, const std::string& error,
+                    const std::string& caused_by) {
   Json j = {{"ts", NowUnix()}};
   if (!error.empty()) j["error"] = error;
+  if (!caused_by.empty()) j["caused_by"] = caused_by;
   st.WriteAll(NodePrefix(restore, me) + phase, j.dump());
   TouchNodeHeartbeat(st, restore, me);
 }
@@ -112,6 +114,7 @@ RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& r
         n.phase = suffix;
         n.phase_ts = j.value("ts", int64_t{0});
         n.error = j.value("error", std::string());
+        n.caused_by = j.value("caused_by", std::string());
       }
     }
     if (!n.phase.empty()) any_started = true;
@@ -148,18 +151,21 @@ RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& r
   } else {
     s.status = any_started ? "running" : "starting";
   }
-  // One line: members that failed for the same reason (every member refusing a backup taken
-  // with another key, say) are named together before it.
+  // One line: the causes first, then the members that stopped because of them; members with
+  // the same error (every member refusing a backup taken with another key, say) are named
+  // together before it.
   std::vector<std::pair<std::string, std::string>> reasons;  // (members, error), first seen first
-  for (const auto& n : s.nodes) {
-    if (n.error.empty()) continue;
-    std::string who = n.replset + "/" + n.host;
-    auto it = std::find_if(reasons.begin(), reasons.end(),
-                           [&](const auto& r) { return r.second == n.error; });
-    if (it == reasons.end()) {
-      reasons.emplace_back(who, n.error);
-    } else {
-      it->first += ", " + who;
+  for (bool follow_ons : {false, true}) {
+    for (const auto& n : s.nodes) {
+      if (n.error.empty() || n.caused_by.empty() == follow_ons) continue;
+      std::string who = n.replset + "/" + n.host;
+      auto it = std::find_if(reasons.begin(), reasons.end(),
+                             [&](const auto& r) { return r.second == n.error; });
+      if (it == reasons.end()) {
+        reasons.emplace_back(who, n.error);
+      } else {
+        it->first += ", " + who;
+      }
     }
   }
   for (const auto& [who, error] : reasons) {

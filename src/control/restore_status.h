@@ -36,6 +36,9 @@ struct NodeRestoreStatus {
   std::string host;
   std::string phase;  // "" (nothing yet), preflight, staged, down, ready, done, error
   std::string error;
+  // Set when this member stopped because another one failed: that member ("rs/host"), whose
+  // own error is the cause.
+  std::string caused_by;
   int64_t heartbeat = 0;
   int64_t phase_ts = 0;
   // Download progress (bytes of the backup's files written into the staging directory).
@@ -46,7 +49,7 @@ struct NodeRestoreStatus {
 struct RestoreStatus {
   RestorePlanMeta meta;
   std::string status;  // starting | running | done | error
-  std::string error;   // every member's error, joined
+  std::string error;   // one line: each cause with its members, then the members that followed
   std::vector<NodeRestoreStatus> nodes;
 };
 
@@ -55,9 +58,11 @@ std::string RestorePrefix(const std::string& restore);
 void WriteRestorePlan(storage::Storage& st, const RestorePlanMeta& m);
 RestorePlanMeta ReadRestorePlan(const storage::Storage& st, const std::string& restore);
 
-// Records a member's phase (and error) and its heartbeat.
+// Records a member's phase (and error; caused_by names the member whose failure it follows) and
+// its heartbeat.
 void WriteNodePhase(storage::Storage& st, const std::string& restore, const RestoreMember& me,
-                    const std::string& phase, const std::string& error = "");
+                    const std::string& phase, const std::string& error = "",
+                    const std::string& caused_by = "");
 // The member's liveness without new progress: keeps the download progress its last heartbeat
 // carried.
 void TouchNodeHeartbeat(storage::Storage& st, const std::string& restore, const RestoreMember& me);

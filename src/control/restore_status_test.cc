@@ -28,9 +28,9 @@ class RestoreStatusTest : public ::testing::Test {
   RestoreStatus Read() { return ReadRestoreStatus(*st_, "2026-12-06T10:00:00Z"); }
   // A heartbeat `age` seconds old.
   void OldHeartbeat(const RestoreMember& m, int64_t age) {
-    st_->WriteAll(RestorePrefix("2026-12-06T10:00:00Z") + "rs." + m.replset + "/node." + m.host +
-                      ".hb",
-                  Json{{"ts", NowUnix() - age}}.dump());
+    st_->WriteAll(
+        RestorePrefix("2026-12-06T10:00:00Z") + "rs." + m.replset + "/node." + m.host + ".hb",
+        Json{{"ts", NowUnix() - age}}.dump());
   }
 
   testing::ScratchDir dir_{"restore-status"};
@@ -62,6 +62,23 @@ TEST_F(RestoreStatusTest, ErrorOnlyOnceEveryMemberSettled) {
   EXPECT_EQ(s.error,
             "rs0/a:27017, rs0/c:27017: pre-flight: key differs; rs0/b:27017: not started: a "
             "failed");
+}
+
+// The cause comes first and once, however many members followed it and in whatever order
+// they wrote (a member that follows a follower names the cause too).
+TEST_F(RestoreStatusTest, CauseFirstThenTheMembersThatFollowedIt) {
+  Plan(1);
+  const std::string follow = "rolled back (rs0/c:27017 failed); old data back";
+  WriteNodePhase(*st_, "2026-12-06T10:00:00Z", a_, "error", follow, "rs0/c:27017");
+  WriteNodePhase(*st_, "2026-12-06T10:00:00Z", b_, "error", follow, "rs0/c:27017");
+  WriteNodePhase(*st_, "2026-12-06T10:00:00Z", c_, "error", "Recover: disk full; old data back");
+  auto s = Read();
+  EXPECT_EQ(s.status, "error");
+  EXPECT_EQ(s.error,
+            "rs0/c:27017: Recover: disk full; old data back; rs0/a:27017, rs0/b:27017: " + follow);
+  ASSERT_EQ(s.nodes.size(), 3u);
+  EXPECT_EQ(s.nodes[0].caused_by, "rs0/c:27017");
+  EXPECT_EQ(s.nodes[2].caused_by, "");
 }
 
 // A member whose agent never took the restore up must not keep the restore (and a user's
