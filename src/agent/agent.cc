@@ -141,6 +141,22 @@ class Agent {
     spdlog::info("agent for {} in replset {} connected to the cluster", n.me, n.replset);
   }
 
+  // The node as it is now (a command must not be judged on a heartbeat-old state: a secondary
+  // still in STARTUP2 at its last heartbeat would let a backup pass it by); the last known
+  // state if the node does not answer.
+  NodeInfo FreshInfo() {
+    try {
+      NodeInfo n = Describe(*node_);
+      std::lock_guard<std::mutex> l(mu_);
+      info_ = n;
+      return n;
+    } catch (const Error& e) {
+      spdlog::warn("describing the node: {} (using its state of the last heartbeat)", e.what());
+      std::lock_guard<std::mutex> l(mu_);
+      return info_;
+    }
+  }
+
   void Heartbeat() {
     NodeInfo n = Describe(*node_);
     {
@@ -326,11 +342,7 @@ class Agent {
   void RunLogicalRestore(const control::Command& cmd) {
     std::string name = cmd.args.value("name", std::string());
     std::string backup_name = cmd.args.value("backup", std::string());
-    NodeInfo n;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      n = info_;
-    }
+    NodeInfo n = FreshInfo();
     if (n.state != "PRIMARY") return;
     mongo::Client cluster_client(control::ClusterUri(*node_, o_.mongodb_uri), 10000);
     Control ctl(cluster_client);
@@ -436,11 +448,7 @@ class Agent {
     if (cmd.args.value("type", std::string()) == "logical") return RunLogicalRestore(cmd);
     std::string name = cmd.args.value("name", std::string());
     std::string backup_name = cmd.args.value("backup", std::string());
-    NodeInfo n;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      n = info_;
-    }
+    NodeInfo n = FreshInfo();
     control::RestoreMember me{n.replset, n.me};
     mongo::Client cluster_client(control::ClusterUri(*node_, o_.mongodb_uri), 10000);
     Control ctl(cluster_client);
@@ -680,8 +688,12 @@ class Agent {
       int64_t deadline = NowUnix() + 600;
       while (!stop_) {
         try {
+          // Our member, healthy: another server could answer on the port while ours is down.
           NodeInfo now = Describe(*node_);
-          if (now.state == "PRIMARY" || now.state == "SECONDARY") break;
+          if ((now.state == "PRIMARY" || now.state == "SECONDARY") && now.replset == me.replset &&
+              now.me == me.host) {
+            break;
+          }
         } catch (const Error&) {
         }
         if (NowUnix() > deadline)
@@ -731,11 +743,7 @@ class Agent {
     std::string name = cmd.args.value("name", std::string());
     std::string type = cmd.args.value("type", std::string());
     if (type != "physical" && type != "logical") return;
-    NodeInfo n;
-    {
-      std::lock_guard<std::mutex> l(mu_);
-      n = info_;
-    }
+    NodeInfo n = FreshInfo();
     if (n.state != "PRIMARY" && n.state != "SECONDARY") return;
     mongo::Client cluster_client(control::ClusterUri(*node_, o_.mongodb_uri), 10000);
     Control ctl(cluster_client);

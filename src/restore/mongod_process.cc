@@ -185,8 +185,10 @@ bool MongodProcess::IsOurs(const mongo::Client& c) const {
   mongo::Json opts;
   try {
     opts = c.RunCommand("admin", {{"getCmdLineOpts", 1}});
-  } catch (const Error&) {
-    return false;  // a mongod that wants authentication is not the one we started
+  } catch (const mongo::CommandError&) {
+    // A server that refuses the command (one that wants authentication, say) is not the mongod
+    // we started; any other failure (a timeout under load) is retried by the caller.
+    return false;
   }
   const mongo::Json* parsed = opts.contains("parsed") ? &opts["parsed"] : nullptr;
   std::string dbpath;

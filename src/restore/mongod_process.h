@@ -87,7 +87,8 @@ class MongodProcess {
  private:
   // One start on port_: false if another process answers there (our child is killed then).
   bool StartOnce();
-  // Whether the mongod behind `c` runs on our dbpath.
+  // Whether the mongod behind `c` runs on our dbpath (false if it refuses getCmdLineOpts);
+  // throws what the client throws when the command could not be asked.
   bool IsOurs(const mongo::Client& c) const;
   // Reaps the child if it exited; returns true (with the status in *status) if so.
   bool Reap(int* status, bool block);
