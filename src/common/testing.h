@@ -1,10 +1,17 @@
 // Helpers for the unit tests only (not linked into any program).
 #pragma once
 
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cstdint>
 #include <filesystem>
+#include <random>
 #include <stdexcept>
 #include <string>
 
@@ -40,6 +47,36 @@ inline std::string Pattern(size_t n, uint32_t seed) {
     c = static_cast<char>(x >> 24);
   }
   return s;
+}
+
+// A loopback port for a test's server, held for this process until it exits: the registry of
+// tests/e2e/harness.py (one flock-ed file per port in <tmp>/psmdb-test-ports), so that no other
+// test process gets it while a server restarts on it, and below the kernel's ephemeral range
+// (32768 and up), where port-0 binds (the restore's temporary mongods, say) never land.
+inline int ClaimPort() {
+  std::filesystem::path dir = std::filesystem::temp_directory_path() / "psmdb-test-ports";
+  std::filesystem::create_directories(dir);
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(20000, 32000);
+  for (int attempt = 0; attempt < 2000; ++attempt) {
+    int port = pick(rng);
+    int fd = ::open((dir / std::to_string(port)).c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) continue;
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      continue;
+    }
+    int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool free = s >= 0 && ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    if (s >= 0) ::close(s);
+    if (free) return port;  // fd stays open: the claim lasts until the process exits
+    ::close(fd);
+  }
+  throw std::runtime_error("no free loopback port in 20000-32000");
 }
 
 }  // namespace pbm::testing

@@ -168,7 +168,7 @@ class NodeRestoreTest : public ::testing::Test {
         std::shared_ptr<storage::Storage>(storage::NewFilesystemStorage(root_ + "/storage"));
     template_db_ = root_ + "/template/db";
     fs::create_directories(template_db_);
-    port_ = FreeLocalPort();
+    port_ = pbm::testing::ClaimPort();
 
     MongodProcess node(NodeOptions(bin_, template_db_, port_, true));
     node.Start();
@@ -348,7 +348,7 @@ class NodeRestoreTest : public ::testing::Test {
 
 TEST_F(NodeRestoreTest, RestoresTheBackupAndPutsTheEntrypointBack) {
   // The node is running; the restore shuts it down itself (plan.node_uri).
-  int port = FreeLocalPort();
+  int port = pbm::testing::ClaimPort();
   MongodProcess node(NodeOptions(bin_, db_, port, true));
   node.Start();
   RestorePlan p = Plan(port);
@@ -402,7 +402,7 @@ TEST_F(NodeRestoreTest, CorruptObjectIsRefusedBeforeTheNodeIsTouched) {
   ASSERT_FALSE(victim.empty());
   storage::FaultyStorage faulty(base_storage_);
   faulty.CorruptByte(victim, 20);
-  RestorePlan p = Plan(FreeLocalPort());
+  RestorePlan p = Plan(pbm::testing::ClaimPort());
   p.storage = &faulty;
   try {
     NodeRestore(std::move(p)).Run();
@@ -422,7 +422,7 @@ TEST_F(NodeRestoreTest, CorruptObjectLeavesTheRunningNodeAlone) {
   // The node's mongod runs and the restore would shut it down itself (plan.node_uri): a corrupt
   // object is found while downloading, before that; the same mongod keeps serving, untouched.
   // Standalone: a replset member would write (noops, elections) and change its files.
-  int port = FreeLocalPort();
+  int port = pbm::testing::ClaimPort();
   MongodProcess node(NodeOptions(bin_, db_, port, false));
   node.Start();
   std::vector<int> ids_before = Ids(node.client(), "c");
@@ -476,7 +476,7 @@ TEST_F(NodeRestoreTest, ChecksumMismatchFailsNamingTheFile) {
                   .get<backup::BackupMeta>();
   meta.name = name;
   base_storage_->WriteAll(backup::MetaObjectName(name), Json(meta).dump());
-  RestorePlan p = Plan(FreeLocalPort());
+  RestorePlan p = Plan(pbm::testing::ClaimPort());
   p.backup_name = name;
   try {
     NodeRestore(std::move(p)).Run();
@@ -492,7 +492,7 @@ TEST_F(NodeRestoreTest, ChecksumMismatchFailsNamingTheFile) {
 
 TEST_F(NodeRestoreTest, RecoverFailureRollsBack) {
   // A truncate point before the backup's checkpoint: the recovering mongod refuses to start.
-  RestorePlan p = Plan(FreeLocalPort());
+  RestorePlan p = Plan(pbm::testing::ClaimPort());
   p.restore_to = {1, 1};
   try {
     NodeRestore(std::move(p)).Run();
@@ -544,7 +544,7 @@ TEST_F(NodeRestoreTest, KilledDuringStagingOnlyLosesTheStaging) {
   // The node's mongod runs (the restore would stop it itself) while the agent dies in the
   // middle of the download: at startup only the staging directory goes, mongod is not waited
   // for (it still holds mongod.lock) nor touched.
-  int port = FreeLocalPort();
+  int port = pbm::testing::ClaimPort();
   MongodProcess node(NodeOptions(bin_, db_, port, false));  // standalone: no writes of its own
   node.Start();
   auto running_before = HashTree(db_);  // idle: no checkpoint within 60 s
@@ -561,7 +561,7 @@ TEST_F(NodeRestoreTest, KilledDuringStagingOnlyLosesTheStaging) {
   EXPECT_FALSE(fs::exists(db_ + "/" + kFallbackDirName));
   // A new restore refuses to start over it.
   try {
-    NodeRestore(Plan(FreeLocalPort())).Run();
+    NodeRestore(Plan(pbm::testing::ClaimPort())).Run();
     FAIL() << "a restore started over a pending one";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kConflict);
@@ -583,7 +583,8 @@ TEST_F(NodeRestoreTest, KilledDuringStagingOnlyLosesTheStaging) {
 
 TEST_F(NodeRestoreTest, KilledAfterTheNodeStoppedIsUndoneAtStartup) {
   // Killed once the staged files are in the dbpath and the old data is aside.
-  RunAndKill(Plan(FreeLocalPort()), [](const Progress& pr) { return pr.step == "MoveStagedIn"; });
+  RunAndKill(Plan(pbm::testing::ClaimPort()),
+             [](const Progress& pr) { return pr.step == "MoveStagedIn"; });
   EXPECT_FALSE(fs::exists(entry_));
   EXPECT_TRUE(fs::exists(db_ + "/" + kFallbackDirName + "/WiredTiger"));
   EXPECT_TRUE(fs::exists(db_ + "/WiredTiger"));
@@ -598,7 +599,7 @@ TEST_F(NodeRestoreTest, KilledAfterTheNodeStoppedIsUndoneAtStartup) {
 TEST_F(NodeRestoreTest, StateFileOfTheOldProtocolIsStillRolledBack) {
   // A state file written before the download moved into the staging directory ("downloading":
   // new files in the dbpath, the old data aside) is rolled back as before.
-  NodeRestore r(Plan(FreeLocalPort()));
+  NodeRestore r(Plan(pbm::testing::ClaimPort()));
   r.Validate();
   r.Download();
   r.HideEntrypoint();
@@ -617,7 +618,7 @@ TEST_F(NodeRestoreTest, StateFileOfTheOldProtocolIsStillRolledBack) {
 
 TEST_F(NodeRestoreTest, CommittedRestoreInterruptedIsCompletedAtStartup) {
   // The steps one by one, as a coordinating caller runs them; the process "dies" after Commit.
-  int port = FreeLocalPort();
+  int port = pbm::testing::ClaimPort();
   {
     NodeRestore r(Plan(port));
     r.Validate();
@@ -650,7 +651,7 @@ TEST_F(NodeRestoreTest, CommittedRestoreInterruptedIsCompletedAtStartup) {
 TEST_F(NodeRestoreTest, RunningNodeTimesOutAndIsLeftRunning) {
   // The node's mongod does not stop (no node_uri, nobody stops it): WaitMongodDown times out,
   // the entrypoint comes back, the data was never touched.
-  int port = FreeLocalPort();
+  int port = pbm::testing::ClaimPort();
   MongodProcess node(NodeOptions(bin_, db_, port, true));
   node.Start();
   RestorePlan p = Plan(port);
@@ -682,19 +683,19 @@ TEST_F(NodeRestoreTest, PlanAndBackupCheckedBeforeAnythingIsTouched) {
     }
     ExpectUntouched();
   };
-  RestorePlan p = Plan(FreeLocalPort());
+  RestorePlan p = Plan(pbm::testing::ClaimPort());
   p.work_dir = db_ + "/logs";
   expect_refused(p, ErrorKind::kInvalidArgument, "must be outside the dbpath");
-  p = Plan(FreeLocalPort());
+  p = Plan(pbm::testing::ClaimPort());
   p.replset_config = Json::object();
   expect_refused(p, ErrorKind::kInvalidArgument, "replset config");
-  p = Plan(FreeLocalPort());
+  p = Plan(pbm::testing::ClaimPort());
   p.mongod_binary = "/nonexistent/mongod";
   expect_refused(p, ErrorKind::kInvalidArgument, "not an executable");
-  p = Plan(FreeLocalPort());
+  p = Plan(pbm::testing::ClaimPort());
   p.backup_name = "2031-01-01T00:00:00Z";
   expect_refused(p, ErrorKind::kNotFound, "not found");
-  p = Plan(FreeLocalPort());
+  p = Plan(pbm::testing::ClaimPort());
   backup::MongodOptions node;
   node.block_compressor = "zstd";
   node.encryption = true;
@@ -709,7 +710,7 @@ TEST_F(NodeRestoreTest, PlanAndBackupCheckedBeforeAnythingIsTouched) {
     fs::create_directory(db_ + "/" + dir);
     WriteFile(db_ + "/" + dir + "/mine", "x");
     try {
-      NodeRestore(Plan(FreeLocalPort())).Run();
+      NodeRestore(Plan(pbm::testing::ClaimPort())).Run();
       ADD_FAILURE() << "accepted a leftover " << dir;
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::kConflict);
@@ -732,14 +733,14 @@ TEST_F(NodeRestoreTest, PlanAndBackupCheckedBeforeAnythingIsTouched) {
                     .get<backup::BackupMeta>();
     meta.name = name;
     base_storage_->WriteAll(backup::MetaObjectName(name), Json(meta).dump());
-    p = Plan(FreeLocalPort());
+    p = Plan(pbm::testing::ClaimPort());
     p.backup_name = name;
     expect_refused(p, ErrorKind::kIo, "not enough space for the staging copy");
   }
 }
 
 TEST_F(NodeRestoreTest, RollbackAfterMoveAsideRestoresEverything) {
-  NodeRestore r(Plan(FreeLocalPort()));
+  NodeRestore r(Plan(pbm::testing::ClaimPort()));
   r.Validate();
   r.Download();
   r.HideEntrypoint();
@@ -763,7 +764,7 @@ TEST(MongodProcessTest, APortTakenByAnotherMongodIsNotMistakenForOurs) {
   std::string a_db = dir.path() + "/a", b_db = dir.path() + "/b";
   fs::create_directories(a_db);
   fs::create_directories(b_db);
-  MongodProcess a(NodeOptions(bin, a_db, FreeLocalPort(), false));
+  MongodProcess a(NodeOptions(bin, a_db, pbm::testing::ClaimPort(), false));
   a.Start();
 
   // A fixed port that is taken: one clear error, no retry.
@@ -781,7 +782,7 @@ TEST(MongodProcessTest, APortTakenByAnotherMongodIsNotMistakenForOurs) {
   // A chosen port that turns out taken: the next one is tried.
   MongodProcess::Options o = NodeOptions(bin, b_db, 0, false);
   int calls = 0;
-  o.choose_port = [&] { return ++calls == 1 ? a.port() : FreeLocalPort(); };
+  o.choose_port = [&] { return ++calls == 1 ? a.port() : pbm::testing::ClaimPort(); };
   MongodProcess b(std::move(o));
   b.Start();
   EXPECT_EQ(calls, 2);

@@ -4,6 +4,7 @@ Used by the end-to-end tests (Debian's python3 with python3-pymongo). Binaries c
 $PSMDB_BIN (set by CTest) or build/bin of this checkout.
 """
 import base64
+import fcntl
 import os
 import random
 import shutil
@@ -24,26 +25,68 @@ WTMONGOD = os.path.join(BIN, "wtmongod")
 
 
 _PORTS_HANDED_OUT = set()
+# Ports claimed by any test process on this machine: one flock-ed file per port, held until the
+# claiming process exits (ctest runs two test processes at once, each with its own
+# _PORTS_HANDED_OUT; a port one of them freed for a moment, to restart its server on it, must
+# not be handed to the other).
+_PORT_DIR = os.path.join(tempfile.gettempdir(), "psmdb-test-ports")
+_PORT_LOCKS = []
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _claim(port):
+    """True if `port` is now this process's: not handed out before, not claimed by another
+    test process, and bindable."""
+    if port in _PORTS_HANDED_OUT:
+        return False
+    os.makedirs(_PORT_DIR, exist_ok=True)
+    fd = os.open(os.path.join(_PORT_DIR, str(port)), os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            os.close(fd)
+            return False
+    _PORT_LOCKS.append(fd)
+    _PORTS_HANDED_OUT.add(port)
+    return True
+
+
+def free_ports(n):
+    """n consecutive loopback ports nothing listens on, claimed for this process (see _claim)
+    so that no other test process gets them while this one runs. Taken at random below the
+    kernel's ephemeral range, where the kernel picks outgoing connections' ports and port-0
+    binds (two port-0 binds in a row may get the same port: a replica set once got two members
+    on one)."""
+    lo, hi = 20000, min(32000, _ephemeral_low() - 1)
+    for _ in range(2000):
+        base = random.randint(lo, hi - n + 1)
+        claimed = []
+        for port in range(base, base + n):
+            if not _claim(port):
+                break
+            claimed.append(port)
+        if len(claimed) == n:
+            return claimed
+        # A partial block stays claimed (a few ports lost): simpler than giving them back.
+    raise RuntimeError("no %d free consecutive loopback ports in %d-%d" % (n, lo, hi))
 
 
 def free_port():
-    """A loopback port nothing listens on, never the same one twice in this process (two
-    port-0 binds in a row may get the same port: a replica set once got two members on one).
-    Taken at random below the kernel's ephemeral range (32768-60999 here), where the kernel
-    picks outgoing connections' ports and other tests' port-0 binds, so neither takes it before
-    our server binds it."""
-    for _ in range(1000):
-        port = random.randint(20000, 32000)
-        if port in _PORTS_HANDED_OUT:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _PORTS_HANDED_OUT.add(port)
-        return port
-    raise RuntimeError("no free loopback port in 20000-32000")
+    """One loopback port, as free_ports."""
+    return free_ports(1)[0]
 
 
 def make_keyfile(path, key=None, mode=0o600):

@@ -15,7 +15,7 @@ import unittest
 
 import pymongo
 
-from harness import BIN, WTMONGOD, TempDir, wait_until
+from harness import BIN, WTMONGOD, TempDir, free_ports, wait_until
 
 DEVCLUSTER = os.path.join(BIN, "devcluster")
 
@@ -37,6 +37,17 @@ def port_open(port):
         return False
 
 
+def with_ports(args):
+    """A new cluster's `up` gets ports claimed for this test process (harness.free_ports):
+    devcluster's own choice, the kernel's port-0 ports, could be taken by another test's server
+    while a member is down (a restore, a kill) and its port free."""
+    args = list(args)
+    if args[:1] == ["up"] and "--members" in args and "--base-port" not in args:
+        members = int(args[args.index("--members") + 1])
+        args[1:1] = ["--base-port", str(free_ports(members)[0])]
+    return args
+
+
 class Cluster:
     """One devcluster directory, driven through the devcluster CLI."""
 
@@ -44,7 +55,8 @@ class Cluster:
         self.dir = path
 
     def run(self, *args, timeout=180):
-        return subprocess.run([DEVCLUSTER, *args], capture_output=True, text=True, timeout=timeout)
+        return subprocess.run([DEVCLUSTER, *with_ports(args)], capture_output=True, text=True,
+                              timeout=timeout)
 
     def up(self, *extra):
         p = self.run("up", "--dir", self.dir, "--members", "3", "--mongod", WTMONGOD,
@@ -249,8 +261,9 @@ class DevclusterTest(unittest.TestCase):
 
     def test_foreground_supervisor_stops_on_sigterm(self):
         c = self.cluster
-        proc = subprocess.Popen([DEVCLUSTER, "up", "--dir", c.dir, "--members", "2", "--mongod",
-                                 WTMONGOD, "--no-agents", "--block-compressor", "zstd"],
+        proc = subprocess.Popen([DEVCLUSTER, *with_ports(["up", "--dir", c.dir, "--members", "2",
+                                                          "--mongod", WTMONGOD, "--no-agents",
+                                                          "--block-compressor", "zstd"])],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         try:
             wait_until(lambda: os.path.exists(os.path.join(c.dir, "cluster.json"))
