@@ -152,7 +152,7 @@ class BackupCursorTest(unittest.TestCase):
     def test_one_cursor_at_a_time_and_timeout(self):
         with h.TempDir() as tmp:
             rs = h.ReplSet(os.path.join(tmp, "rs"), 1, args=[
-                "--setParameter", "cursorTimeoutMillis=2000"]).start()
+                "--setParameter", "cursorTimeoutMillis=5000"]).start()
             try:
                 c = rs.primary.client()
                 c.test.x.insert_one({"a": 1})
@@ -160,9 +160,9 @@ class BackupCursorTest(unittest.TestCase):
                 with self.assertRaises(OperationFailure) as e:
                     open_backup_cursor(c)
                 self.assertEqual(e.exception.code, 50886)
-                # getMore keeps it alive past the timeout.
+                # getMore keeps it alive past the timeout (8 s of getMores 0.5 s apart).
                 cid = cur.cursor_id
-                for _ in range(8):
+                for _ in range(16):
                     r = c.admin.command("getMore", cid, collection="$cmd.aggregate")
                     self.assertEqual(r["cursor"]["nextBatch"], [])
                     time.sleep(0.5)
@@ -173,7 +173,7 @@ class BackupCursorTest(unittest.TestCase):
                 cur2, meta2, _ = open_backup_cursor(c)
                 self.assertNotEqual(meta2["backupId"], meta["backupId"])
                 # Left idle, it times out and a new one can be opened.
-                h.wait_until(lambda: open_backup_cursor(c), 15, interval=0.5,
+                h.wait_until(lambda: open_backup_cursor(c), 30, interval=0.5,
                              what="the idle backup cursor to time out")
                 # A wrong backupId cannot be extended.
                 with self.assertRaises(OperationFailure):

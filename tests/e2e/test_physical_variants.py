@@ -290,6 +290,9 @@ class VariantsTest(unittest.TestCase):
             mc.test.get_collection("idle", write_concern=pymongo.WriteConcern(w=3)).insert_many(
                 [{"_id": i, "v": "i%d" % i} for i in range(200)])
             uuid = mc.test.command("listCollections", filter={"name": "idle"})["cursor"]["firstBatch"][0]
+            # Every write is applied on every member (w:3): the primary's last applied optime
+            # covers them.
+            written_at = mc.admin.command("replSetGetStatus")["optimes"]["appliedOpTime"]["ts"]
         idle_files = {}
         for m in members:
             new = {f for f in walk(m["dbpath"]) - files1[m["name"]]
@@ -306,7 +309,17 @@ class VariantsTest(unittest.TestCase):
             return out
 
         # A checkpoint (syncdelay 2) writes test.idle's pages once; then its files stay as they
-        # are while nothing writes to it: wait until they are unchanged for 3 s.
+        # are while nothing writes to it: wait until every member has a checkpoint that holds
+        # the writes, then until the files are unchanged for 3 s.
+        def checkpointed():
+            for m in members:
+                with pymongo.MongoClient(m["host"], directConnection=True,
+                                         serverSelectionTimeoutMS=20000) as mc:
+                    st = mc.admin.command("replSetGetStatus")
+                    if st["lastStableRecoveryTimestamp"] < written_at:
+                        return False
+            return True
+        h.wait_until(checkpointed, 60, interval=0.5, what="a checkpoint holding test.idle on every member")
         stable = {"bytes": idle_bytes(), "since": time.time()}
 
         def settled():

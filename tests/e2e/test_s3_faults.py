@@ -32,16 +32,18 @@ class S3FaultsTest(unittest.TestCase):
     def tearDown(self):
         self.direct.run("rmprefix", "")
 
-    def tool(self, proxy, retries):
-        # Stalls count after 1 s without progress; the proxy stalls for 2 s.
+    def tool(self, proxy, retries, stall="3s"):
+        # Stalls count after `stall` without progress (longer than the proxy's stalls). The
+        # proxy holds a whole 5 MiB part before s3rver sees it: under load an honest request can
+        # be silent for over a second.
         return S3Tool(self.s3.storage_config(
-            prefix="f", endpoint=proxy.endpoint, uploadPartSize=5 * MiB, stallTimeout="1s",
+            prefix="f", endpoint=proxy.endpoint, uploadPartSize=5 * MiB, stallTimeout=stall,
             retryer={"numMaxRetries": retries, "minRetryDelay": "5ms", "maxRetryDelay": "50ms"}),
             self.tmp)
 
     def test_round_trips_survive_ten_percent_faults(self):
         blobs = {"big": os.urandom(3 * 5 * MiB + 4321), "small": os.urandom(100), "empty": b""}
-        with S3FaultProxy(self.s3.port, rate=0.1, stall_seconds=2, seed=7) as proxy:
+        with S3FaultProxy(self.s3.port, rate=0.1, stall_seconds=5, seed=7) as proxy:
             tool = self.tool(proxy, retries=6)
             for name, blob in blobs.items():
                 tool.put("rt/" + name, blob)
@@ -66,7 +68,7 @@ class S3FaultsTest(unittest.TestCase):
                   "stall": "no data moved for 1000 ms \\(stalled"}
         for fault, cause in causes.items():
             with S3FaultProxy(self.s3.port, rate=1.0, faults=(fault,), stall_seconds=2) as proxy:
-                tool = self.tool(proxy, retries=2)
+                tool = self.tool(proxy, retries=2, stall="1s")  # every attempt fails anyway
                 for args, op, name in [(("put", "new/x"), "write", "new/x"),
                                        (("get", "there"), "stat", "there"),
                                        (("list", "a/"), "list", "a/*")]:

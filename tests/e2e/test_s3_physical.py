@@ -67,8 +67,8 @@ class S3PhysicalTest(test_physical.ClusterTestBase):
         c.test.e.insert_many([{"_id": i} for i in range(100)])
         before = list(c.test.d.find().sort("_id", 1))
         retryer = {"numMaxRetries": 8, "minRetryDelay": "5ms", "maxRetryDelay": "50ms"}
-        with S3FaultProxy(self.s3.port, rate=0.1, stall_seconds=2, seed=11) as proxy:
-            self.write_config(endpoint=proxy.endpoint, stallTimeout="1s", retryer=retryer)
+        with S3FaultProxy(self.s3.port, rate=0.1, stall_seconds=5, seed=11) as proxy:
+            self.write_config(endpoint=proxy.endpoint, stallTimeout="3s", retryer=retryer)
             self.pbm("config", "--file", self.cfg, check=True)
             out = self.pbm("backup", "--compression=zstd", "--wait", check=True).stdout
             name = [t.strip("'.") for t in out.split() if t.strip("'.").startswith("20")][0]
