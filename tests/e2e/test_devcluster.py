@@ -42,7 +42,9 @@ def with_ports(args):
     devcluster's own choice, the kernel's port-0 ports, could be taken by another test's server
     while a member is down (a restore, a kill) and its port free."""
     args = list(args)
-    if args[:1] == ["up"] and "--members" in args and "--base-port" not in args:
+    new = "--dir" in args and not os.path.exists(
+        os.path.join(args[args.index("--dir") + 1], "spec.json"))
+    if args[:1] == ["up"] and new and "--members" in args and "--base-port" not in args:
         members = int(args[args.index("--members") + 1])
         args[1:1] = ["--base-port", str(free_ports(members)[0])]
     return args
@@ -258,6 +260,11 @@ class DevclusterTest(unittest.TestCase):
         p = c.run("up", "--dir", c.dir, "--detach")
         self.assertEqual(p.returncode, 1)
         self.assertIn("already supervised by pid", p.stderr)
+        # Members cannot move to other ports: the set's config names them by port.
+        p = c.run("up", "--dir", c.dir, "--detach", "--base-port", str(ports[0] + 100))
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("cannot move to --base-port %d" % (ports[0] + 100), p.stderr)
+        self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
 
     def test_foreground_supervisor_stops_on_sigterm(self):
         c = self.cluster

@@ -139,6 +139,14 @@ int Main(int argc, char** argv) {
   spec.dir = dir;
   if (o_replset->count()) spec.replset = flags.replset;
   if (o_members->count()) spec.members = flags.members;
+  if (saved && o_base->count() && !spec.ports.empty() && spec.ports[0] != base_port &&
+      spec.ports.size() == static_cast<size_t>(spec.members)) {
+    // The set's config names its members by host:port: moved, they would never find each other.
+    Fail(
+        "devcluster up: {} holds replica set {} on ports {}-{}; its members cannot move to "
+        "--base-port {}: drop --base-port, or use a new --dir",
+        dir, spec.replset, spec.ports.front(), spec.ports.back(), base_port);
+  }
   if (o_base->count() || !saved || spec.ports.size() != static_cast<size_t>(spec.members))
     spec.ports = ChoosePorts(spec.members, base_port);
   if (o_mongod->count()) {
