@@ -265,6 +265,13 @@ class DevclusterTest(unittest.TestCase):
         self.assertEqual(p.returncode, 1)
         self.assertIn("cannot move to --base-port %d" % (ports[0] + 100), p.stderr)
         self.assertEqual(p.stderr.count("\n"), 1, p.stderr)
+        # Nor can the set grow or be renamed.
+        p = c.run("up", "--dir", c.dir, "--detach", "--members", "5")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("of 3 members; it cannot become 5 members", p.stderr)
+        p = c.run("up", "--dir", c.dir, "--detach", "--replset", "other")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("holds replica set rs0; it cannot be renamed other", p.stderr)
 
     def test_foreground_supervisor_stops_on_sigterm(self):
         c = self.cluster

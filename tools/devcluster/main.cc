@@ -137,6 +137,20 @@ int Main(int argc, char** argv) {
     }
   }
   spec.dir = dir;
+  // An existing set keeps its name, its members and their ports: its data and its config name
+  // them, and devcluster does not reconfigure a set.
+  if (saved && o_replset->count() && flags.replset != spec.replset) {
+    Fail(
+        "devcluster up: {} holds replica set {}; it cannot be renamed {}: drop --replset, or "
+        "use a new --dir",
+        dir, spec.replset, flags.replset);
+  }
+  if (saved && o_members->count() && flags.members != spec.members) {
+    Fail(
+        "devcluster up: {} holds replica set {} of {} members; it cannot become {} members: "
+        "drop --members, or use a new --dir",
+        dir, spec.replset, spec.members, flags.members);
+  }
   if (o_replset->count()) spec.replset = flags.replset;
   if (o_members->count()) spec.members = flags.members;
   if (saved && o_base->count() && !spec.ports.empty() && spec.ports[0] != base_port &&
