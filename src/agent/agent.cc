@@ -286,7 +286,21 @@ class Agent {
         // rollback, every restore still waiting for this member.
         bool waiting = interrupted_phase_ == "done" ? n.phase == "ready"
                                                     : n.phase != "done" && n.phase != "error";
-        if (waiting) control::WriteNodePhase(*st, r, me, interrupted_phase_, interrupted_msg_);
+        if (!waiting) continue;
+        control::WriteNodePhase(*st, r, me, interrupted_phase_, interrupted_msg_);
+        // This agent died after its member committed, before it could record the result (if it
+        // is the member that does): it records it now, on the worker (it waits for the others).
+        if (interrupted_phase_ == "done" && IsRecorder(s.meta, me)) {
+          control::Command c;
+          c.cmd = "recordRestore";
+          c.opid = s.meta.opid;
+          c.args = {{"name", r}};
+          Json storage_cfg = (*cfg)["storage"];
+          StartWorker(c, [this, storage_cfg, meta = s.meta](const control::Command& c) {
+            auto st2 = storage::NewStorageFromConfig(storage_cfg);
+            RecordRestoreResult(*st2, c.args.value("name", std::string()), meta);
+          });
+        }
       }
     }
     interrupted_phase_.clear();
@@ -707,36 +721,44 @@ class Agent {
       return;
     }
     stop_hb();
-    // The first member of the plan records the result in the cluster once every member is done:
-    // the restored admin database holds the backup list of the backup's time, so it is resynced.
-    if (!plan_meta.members.empty() && plan_meta.members[0].host == me.host) {
-      int64_t deadline = NowUnix() + 600;
-      while (NowUnix() < deadline && !stop_) {
-        auto s = control::ReadRestoreStatus(*st, name);
-        if (s.status == "done" || s.status == "error") {
-          try {
-            mongo::Client c2(control::ClusterUri(*node_, o_.mongodb_uri), 30000);
-            Control ctl2(c2);
-            // The restored admin database holds the locks and backup list of the backup's
-            // time: clear the one, rebuild the other from the storage.
-            ctl2.ClearLocks();
-            control::ResyncBackupsFromStorage(ctl2, *st);
-            ctl2.PutRestore({{"name", name},
-                             {"backup", backup_name},
-                             {"opid", cmd.opid},
-                             {"status", s.status},
-                             {"error", s.error},
-                             {"start_ts", plan_meta.start_ts},
-                             {"finish_ts", NowUnix()}});
-          } catch (const std::exception& e) {
-            spdlog::warn("restore {}: recording the result in the cluster: {}", name, e.what());
-          }
-          break;
-        }
-        std::this_thread::sleep_for(std::chrono::seconds(1));
-      }
-    }
+    if (IsRecorder(plan_meta, me)) RecordRestoreResult(*st, name, plan_meta);
     spdlog::info("restore {} done on {}", name, me.host);
+  }
+
+  // The first member of the plan records a physical restore's result in the cluster.
+  static bool IsRecorder(const control::RestorePlanMeta& plan, const control::RestoreMember& me) {
+    return !plan.members.empty() && plan.members[0].host == me.host &&
+           plan.members[0].replset == me.replset;
+  }
+
+  // Once every member is done (or the restore failed), records the result in the cluster: the
+  // restored admin database holds the locks and backup list of the backup's time, so the locks
+  // are cleared and the list is rebuilt from the storage.
+  void RecordRestoreResult(storage::Storage& st, const std::string& name,
+                           const control::RestorePlanMeta& plan) {
+    int64_t deadline = NowUnix() + 600;
+    while (NowUnix() < deadline && !stop_) {
+      auto s = control::ReadRestoreStatus(st, name);
+      if (s.status == "done" || s.status == "error") {
+        try {
+          mongo::Client c2(control::ClusterUri(*node_, o_.mongodb_uri), 30000);
+          Control ctl2(c2);
+          ctl2.ClearLocks();
+          control::ResyncBackupsFromStorage(ctl2, st);
+          ctl2.PutRestore({{"name", name},
+                           {"backup", plan.backup},
+                           {"opid", plan.opid},
+                           {"status", s.status},
+                           {"error", s.error},
+                           {"start_ts", plan.start_ts},
+                           {"finish_ts", NowUnix()}});
+        } catch (const std::exception& e) {
+          spdlog::warn("restore {}: recording the result in the cluster: {}", name, e.what());
+        }
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
   }
 
   void RunBackup(const control::Command& cmd) {

@@ -378,17 +378,19 @@ class FaultsTest(ClusterTestBase):
         self.assertTrue(any("restart #" in l for l in pod_log[failed[-1]:]), log[-3000:])
 
     def test_agent_killed_after_commit(self):
-        """kill -9 of a secondary's agent right after its member committed (a failpoint holds
-        the agent there): the restarted agent completes the commit (entrypoint back, old data
-        dropped) and reports the member done, so the restore ends done, not error, and every
-        member serves the backup's data."""
+        """kill -9 of an agent right after its member committed (a failpoint holds the agent
+        there): the restarted agent completes the commit (entrypoint back, old data dropped) and
+        reports the member done, so the restore ends done, not error, and every member serves
+        the backup's data. The victim is the plan's first member, the one that records the
+        result in the cluster: its restarted agent records it."""
         os.environ["PBM_FAILPOINT_PAUSE_AFTER_COMMIT_SECS"] = "6"
         try:
             name, before = self.prepare_restore(0)
         finally:
             del os.environ["PBM_FAILPOINT_PAUSE_AFTER_COMMIT_SECS"]
-        roles = self.roles()
-        victim = next(m for m in self.members() if roles[m["host"]] == "SECONDARY")
+        with self.client() as c:
+            first = c.admin.command("replSetGetConfig")["config"]["members"][0]["host"]
+        victim = self.host_to_member(first)
         old_pid = victim["agent_pid"]
         rname = self.restore_killing_agent(
             name, victim, lambda v: self.restore_phase(v["dbpath"]) == "committed",
@@ -399,6 +401,12 @@ class FaultsTest(ClusterTestBase):
         self.assertNotEqual(self.host_to_member(victim["host"])["agent_pid"], old_pid)
         self.cluster.wait_healthy(120)
         self.entrypoints_in_place()
+        # The result is in the cluster (recorded by the victim's restarted agent).
+        with self.client() as c:
+            rec = h.wait_until(lambda: (lambda r: r if r and r["status"] == "done" else None)(
+                c.admin.pbmRestores.find_one({"name": rname})), 30,
+                what="the restore recorded done in the cluster")
+            self.assertEqual(rec["backup"], name)
         # The backup's data everywhere: what came after it is gone.
         for m in self.members():
             h.wait_until(lambda: self.snapshot(m) != before[m["host"]], 60,
