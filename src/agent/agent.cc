@@ -5,11 +5,14 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <deque>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "backup/format.h"
 #include "backup/logical.h"
@@ -93,6 +96,8 @@ class Agent {
       try {
         if (!cluster_) Connect();
         FlushInterruptedRestore();
+        while (!deferred_.empty() && StartWorker(deferred_.front().first, deferred_.front().second))
+          deferred_.pop_front();
         int64_t now = NowUnix();
         if (now - last_hb >= o_.heartbeat_secs) {
           Heartbeat();
@@ -139,6 +144,12 @@ class Agent {
     ctl_ = std::make_unique<Control>(*cluster_);
     ctl_->EnsureSetup();
     spdlog::info("agent for {} in replset {} connected to the cluster", n.me, n.replset);
+  }
+
+  // The node as of the last heartbeat (or FreshInfo).
+  NodeInfo Info() {
+    std::lock_guard<std::mutex> l(mu_);
+    return info_;
   }
 
   // The node as it is now (a command must not be judged on a heartbeat-old state: a secondary
@@ -216,7 +227,8 @@ class Agent {
       b.last_transition_ts = now;
       b.conditions.push_back({now, "error", b.error});
       ctl_->PutBackup(b);
-      ctl_->Log("E", info_.replset, info_.me, "backup", b.opid, b.error);
+      NodeInfo self = Info();
+      ctl_->Log("E", self.replset, self.me, "backup", b.opid, b.error);
       spdlog::error("backup {}: {}", b.name, b.error);
     }
   }
@@ -273,11 +285,13 @@ class Agent {
 
   void FlushInterruptedRestore() {
     // Until the node knows its own name in the set (the next heartbeat), the report waits.
-    if (interrupted_phase_.empty() || !ctl_ || info_.me.empty()) return;
+    if (interrupted_phase_.empty() || !ctl_) return;
+    NodeInfo self = Info();
+    if (self.me.empty()) return;
     auto cfg = ctl_->GetConfig();
     if (!cfg || !cfg->contains("storage")) return;
     auto st = storage::NewStorageFromConfig((*cfg)["storage"]);
-    control::RestoreMember me{info_.replset, info_.me};
+    control::RestoreMember me{self.replset, self.me};
     for (const auto& r : control::ListRestores(*st)) {
       auto s = control::ReadRestoreStatus(*st, r);
       for (const auto& n : s.nodes) {
@@ -289,14 +303,15 @@ class Agent {
         if (!waiting) continue;
         control::WriteNodePhase(*st, r, me, interrupted_phase_, interrupted_msg_);
         // This agent died after its member committed, before it could record the result (if it
-        // is the member that does): it records it now, on the worker (it waits for the others).
+        // is the member that does): it records it now, on the worker (it waits for the others)
+        // as soon as the worker is free.
         if (interrupted_phase_ == "done" && IsRecorder(s.meta, me)) {
           control::Command c;
           c.cmd = "recordRestore";
           c.opid = s.meta.opid;
           c.args = {{"name", r}};
           Json storage_cfg = (*cfg)["storage"];
-          StartWorker(c, [this, storage_cfg, meta = s.meta](const control::Command& c) {
+          deferred_.emplace_back(c, [this, storage_cfg, meta = s.meta](const control::Command& c) {
             auto st2 = storage::NewStorageFromConfig(storage_cfg);
             RecordRestoreResult(*st2, c.args.value("name", std::string()), meta);
           });
@@ -480,7 +495,7 @@ class Agent {
     // A restarted agent sees the commands of its last moments again: a restore this member
     // already took part in (its agent rolled it back at startup) or one that has ended is not
     // taken up twice.
-    {
+    try {
       auto s = control::ReadRestoreStatus(*st, name);
       for (const auto& x : s.nodes) {
         if (x.host == me.host && x.replset == me.replset && !x.phase.empty()) {
@@ -493,6 +508,9 @@ class Agent {
         spdlog::info("restore {} has ended ({}): not taken up", name, s.status);
         return;
       }
+    } catch (const std::exception& e) {
+      // Taken up: the pre-flight below reads the storage again and reports what fails.
+      spdlog::warn("restore {}: reading its status: {}", name, e.what());
     }
     bool was_primary = n.state == "PRIMARY";
     spdlog::info("restore {} of backup {} on {}", name, backup_name, me.host);
@@ -639,6 +657,7 @@ class Agent {
     const char* step = "HideEntrypoint";
     try {
       nr->HideEntrypoint();
+      step = "WaitSecondariesDown";
       if (was_primary) {
         // The primary goes last, once every other member is down.
         int64_t deadline = NowUnix() + 300;
@@ -1000,6 +1019,8 @@ class Agent {
   // member's phase ("error" after a rollback, "done" after a completed commit; "" for none)
   // and, for an error, why.
   std::string interrupted_phase_;
+  // Work for the worker thread that waits until it is free (main thread only).
+  std::deque<std::pair<control::Command, std::function<void(const control::Command&)>>> deferred_;
   std::string interrupted_msg_;
   std::thread worker_;
 };
