@@ -52,17 +52,22 @@ inline std::string Pattern(size_t n, uint32_t seed) {
 // A loopback port for a test's server, held for this process until it exits: the registry of
 // tests/e2e/harness.py (one flock-ed file per port in <tmp>/psmdb-test-ports), so that no other
 // test process gets it while a server restarts on it, and below the kernel's ephemeral range
-// (32768 and up), where port-0 binds (the restore's temporary mongods, say) never land.
+// (32768 and up), where port-0 binds (the restore's temporary mongods, say) never land. If the
+// registry cannot be used (another user's directory), ports are only checked to be bindable.
 inline int ClaimPort() {
   std::filesystem::path dir = std::filesystem::temp_directory_path() / "psmdb-test-ports";
-  std::filesystem::create_directories(dir);
+  std::error_code ec;
+  if (std::filesystem::create_directories(dir, ec)) {
+    std::filesystem::permissions(
+        dir, std::filesystem::perms::all | std::filesystem::perms::sticky_bit, ec);
+  }
   std::mt19937 rng(std::random_device{}());
   std::uniform_int_distribution<int> pick(20000, 32000);
   for (int attempt = 0; attempt < 2000; ++attempt) {
     int port = pick(rng);
-    int fd = ::open((dir / std::to_string(port)).c_str(), O_CREAT | O_RDWR | O_CLOEXEC, 0600);
-    if (fd < 0) continue;
-    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    // Read-only: flock needs no write access, so any user can lock another's file.
+    int fd = ::open((dir / std::to_string(port)).c_str(), O_CREAT | O_RDONLY | O_CLOEXEC, 0644);
+    if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd);
       continue;
     }
@@ -74,7 +79,7 @@ inline int ClaimPort() {
     bool free = s >= 0 && ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     if (s >= 0) ::close(s);
     if (free) return port;  // fd stays open: the claim lasts until the process exits
-    ::close(fd);
+    if (fd >= 0) ::close(fd);
   }
   throw std::runtime_error("no free loopback port in 20000-32000");
 }

@@ -164,31 +164,37 @@ void MongodProcess::Start() {
   // A port the kernel called free may be taken by the time our mongod binds it (other agents
   // on this host start temporary mongods too; bind to port 0 hands one port out twice): our
   // child then fails to bind while the other process answers on the port. StartOnce tells the
-  // two apart by the dbpath of the mongod that answers, and a free port is tried again.
+  // two apart (IsOurs), and a free port is tried again.
   constexpr int kAttempts = 5;
   for (int attempt = 1;; ++attempt) {
     port_ = options_.port ? options_.port : options_.choose_port();
-    if (StartOnce()) return;
+    std::string port_problem = StartOnce();
+    if (port_problem.empty()) return;
     if (options_.port || attempt == kAttempts) {
-      Fail(ErrorKind::kUnavailable,
-           "temporary mongod on {}: another process answers on 127.0.0.1:{} ({} port{} tried); "
-           "{}",
-           options_.dbpath, port_, attempt, attempt == 1 ? "" : "s",
+      Fail(ErrorKind::kUnavailable, "temporary mongod on {}: {} ({} port{} tried); {}",
+           options_.dbpath, port_problem, attempt, attempt == 1 ? "" : "s",
            options_.port ? "choose a free port"
-                         : "free ports on this host are taken as fast as "
-                           "they are found: retry the restore");
+                         : "free ports on this host are taken as fast as they are found: retry "
+                           "the restore");
     }
   }
 }
 
 bool MongodProcess::IsOurs(const mongo::Client& c) const {
-  mongo::Json opts;
+  mongo::Json status, opts;
   try {
+    status = c.RunCommand("admin", {{"serverStatus", 1}});
     opts = c.RunCommand("admin", {{"getCmdLineOpts", 1}});
   } catch (const mongo::CommandError&) {
-    // A server that refuses the command (one that wants authentication, say) is not the mongod
-    // we started; any other failure (a timeout under load) is retried by the caller.
+    // A server that refuses the commands (one that wants authentication, say) is not the
+    // mongod we started; any other failure (a timeout under load) is retried by the caller.
     return false;
+  }
+  // Our child's pid; or, if the binary is a wrapper that forked it, our dbpath (only when
+  // absolute: a relative one is relative to that process's directory, not ours).
+  if (status.contains("pid") && status["pid"].is_number_integer() &&
+      status["pid"].get<int64_t>() == pid_) {
+    return true;
   }
   const mongo::Json* parsed = opts.contains("parsed") ? &opts["parsed"] : nullptr;
   std::string dbpath;
@@ -197,10 +203,11 @@ bool MongodProcess::IsOurs(const mongo::Client& c) const {
     dbpath = (*parsed)["storage"]["dbPath"].get<std::string>();
   }
   std::error_code ec;
-  return !dbpath.empty() && std::filesystem::equivalent(dbpath, options_.dbpath, ec) && !ec;
+  return !dbpath.empty() && dbpath[0] == '/' &&
+         std::filesystem::equivalent(dbpath, options_.dbpath, ec) && !ec;
 }
 
-bool MongodProcess::StartOnce() {
+std::string MongodProcess::StartOnce() {
   std::vector<std::string> argv = {
       options_.binary, "--dbpath",  options_.dbpath, "--port",         std::to_string(port_),
       "--bind_ip",     "127.0.0.1", "--logpath",     options_.logpath, "--logappend"};
@@ -239,8 +246,11 @@ bool MongodProcess::StartOnce() {
   while (true) {
     int status = 0;
     if (Reap(&status, false)) {
-      // mongod's exit code when it cannot listen (EXIT_NET_ERROR): the port was taken.
-      if (WIFEXITED(status) && WEXITSTATUS(status) == kExitNetError) return false;
+      // mongod's exit code when it cannot listen (EXIT_NET_ERROR): the port was taken, most
+      // likely; the log says.
+      if (WIFEXITED(status) && WEXITSTATUS(status) == kExitNetError) {
+        return fmt::format("it could not listen on 127.0.0.1:{}: {}", port_, LogTail(3));
+      }
       Fail(ErrorKind::kUnavailable, "temporary mongod on {} exited at startup ({}): {}",
            options_.dbpath, DescribeStatus(status), LogTail());
     }
@@ -250,11 +260,17 @@ bool MongodProcess::StartOnce() {
             fmt::format("mongodb://127.0.0.1:{}/?directConnection=true", port_), 5000);
         c->RunCommand("admin", {{"ping", 1}});
         if (!IsOurs(*c)) {
-          Kill();  // it cannot bind the port; it would exit on its own
-          return false;
+          // Ours cannot bind the port and exits on its own (mongod binds after opening its
+          // storage: it is not cut off in the middle of a recovery); SIGKILL if it does not.
+          auto exit_deadline = Clock::now() + std::chrono::seconds(30);
+          while (!Reap(&status, false) && Clock::now() < exit_deadline) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(30));
+          }
+          Kill();
+          return fmt::format("another process answers on 127.0.0.1:{}", port_);
         }
         client_ = std::move(c);
-        return true;
+        return "";
       } catch (const Error& e) {
         last_error = e.what();
       }

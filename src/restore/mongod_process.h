@@ -61,8 +61,8 @@ class MongodProcess {
   MongodProcess& operator=(const MongodProcess&) = delete;
 
   // Starts `binary --dbpath D --port P --bind_ip 127.0.0.1 --logpath L --logappend args...`
-  // and waits until it answers ping, and getCmdLineOpts names our dbpath (another process may
-  // have taken the free port first: then another port is tried, up to 5). Throws kUnavailable
+  // and waits until it answers ping as our child (another process may have taken the free
+  // port first: then another port is tried, up to 5). Throws kUnavailable
   // (it exited: the message has its exit status and the last lines of its log; or the port
   // stayed taken) or kTimeout; the child is then gone.
   void Start();
@@ -85,10 +85,11 @@ class MongodProcess {
   std::string LogTail(int lines = 8) const;
 
  private:
-  // One start on port_: false if another process answers there (our child is killed then).
-  bool StartOnce();
-  // Whether the mongod behind `c` runs on our dbpath (false if it refuses getCmdLineOpts);
-  // throws what the client throws when the command could not be asked.
+  // One start on port_: "" once it answers, else what is wrong with the port (another process
+  // answers there, or our child could not listen; the child is gone then).
+  std::string StartOnce();
+  // Whether the mongod behind `c` is our child (its pid, or our dbpath; false if it refuses
+  // serverStatus or getCmdLineOpts); throws what the client throws when it could not ask.
   bool IsOurs(const mongo::Client& c) const;
   // Reaps the child if it exited; returns true (with the status in *status) if so.
   bool Reap(int* status, bool block);
