@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -41,25 +42,49 @@ def _ephemeral_low():
         return 32768
 
 
+def _registry_fd(port):
+    """An fd of the port's registry file (every user may lock it: flock needs no write access),
+    or None if this machine's registry cannot be used (then ports are only unique within this
+    process)."""
+    try:
+        if not os.path.isdir(_PORT_DIR):
+            os.makedirs(_PORT_DIR, exist_ok=True)
+            os.chmod(_PORT_DIR, 0o1777)
+        path = os.path.join(_PORT_DIR, str(port))
+        fd = os.open(path, os.O_CREAT | os.O_RDONLY, 0o644)
+        return fd
+    except OSError as e:
+        if not _REGISTRY_WARNED:
+            _REGISTRY_WARNED.append(True)
+            print("harness: port registry %s unusable (%s); ports are unique within this "
+                  "process only" % (_PORT_DIR, e), file=sys.stderr)
+        return None
+
+
+_REGISTRY_WARNED = []
+
+
 def _claim(port):
     """True if `port` is now this process's: not handed out before, not claimed by another
     test process, and bindable."""
     if port in _PORTS_HANDED_OUT:
         return False
-    os.makedirs(_PORT_DIR, exist_ok=True)
-    fd = os.open(os.path.join(_PORT_DIR, str(port)), os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return False
+    fd = _registry_fd(port)
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
-            os.close(fd)
+            if fd is not None:
+                os.close(fd)
             return False
-    _PORT_LOCKS.append(fd)
+    if fd is not None:
+        _PORT_LOCKS.append(fd)
     _PORTS_HANDED_OUT.add(port)
     return True
 
@@ -71,6 +96,8 @@ def free_ports(n):
     binds (two port-0 binds in a row may get the same port: a replica set once got two members
     on one)."""
     lo, hi = 20000, min(32000, _ephemeral_low() - 1)
+    if hi - lo < 1000:  # an ephemeral range reaching down here: no range is safe from it
+        lo, hi = 20000, 32000
     for _ in range(2000):
         base = random.randint(lo, hi - n + 1)
         claimed = []

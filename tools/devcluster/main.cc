@@ -1,5 +1,6 @@
 // devcluster: replica sets of Kubernetes-like pods (mongod + pbm-agent containers) on one
 // machine. See cluster.h for the commands and pod.h for what a pod is.
+#include <fmt/ranges.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -153,13 +154,13 @@ int Main(int argc, char** argv) {
   }
   if (o_replset->count()) spec.replset = flags.replset;
   if (o_members->count()) spec.members = flags.members;
-  if (saved && o_base->count() && !spec.ports.empty() && spec.ports[0] != base_port &&
-      spec.ports.size() == static_cast<size_t>(spec.members)) {
+  if (saved && o_base->count() && spec.ports.size() == static_cast<size_t>(spec.members) &&
+      spec.ports != ChoosePorts(spec.members, base_port)) {
     // The set's config names its members by host:port: moved, they would never find each other.
     Fail(
-        "devcluster up: {} holds replica set {} on ports {}-{}; its members cannot move to "
+        "devcluster up: {} holds replica set {} on ports {}; its members cannot move to "
         "--base-port {}: drop --base-port, or use a new --dir",
-        dir, spec.replset, spec.ports.front(), spec.ports.back(), base_port);
+        dir, spec.replset, fmt::join(spec.ports, ","), base_port);
   }
   if (o_base->count() || !saved || spec.ports.size() != static_cast<size_t>(spec.members))
     spec.ports = ChoosePorts(spec.members, base_port);
