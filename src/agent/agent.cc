@@ -310,11 +310,11 @@ class Agent {
           c.cmd = "recordRestore";
           c.opid = s.meta.opid;
           c.args = {{"name", r}};
-          Json storage_cfg = (*cfg)["storage"];
-          deferred_.emplace_back(c, [this, storage_cfg, meta = s.meta](const control::Command& c) {
-            auto st2 = storage::NewStorageFromConfig(storage_cfg);
-            RecordRestoreResult(*st2, c.args.value("name", std::string()), meta);
-          });
+          deferred_.emplace_back(
+              c, [this, storage_cfg = (*cfg)["storage"], name = r, meta = s.meta](const auto&) {
+                auto st2 = storage::NewStorageFromConfig(storage_cfg);
+                RecordRestoreResult(*st2, name, meta);
+              });
         }
       }
     }
@@ -346,10 +346,10 @@ class Agent {
       auto s = control::ReadRestoreStatus(st, restore);
       bool all = true;
       for (const auto& n : s.nodes) {
-        if (n.phase == "error" || (!n.error.empty() && n.phase != "done")) {
+        if (n.failed()) {
           // Name the cause, not the chain: a member that followed another's failure points
           // at it.
-          *cause = n.caused_by.empty() ? n.replset + "/" + n.host : n.caused_by;
+          *cause = n.cause();
           *why = *cause + " failed";
           return false;
         }
@@ -666,8 +666,8 @@ class Agent {
           bool others_down = true;
           for (const auto& x : s.nodes) {
             if (x.host == me.host) continue;
-            if (x.phase == "error" || !x.error.empty()) {  // failed, or silent
-              cause = x.caused_by.empty() ? x.replset + "/" + x.host : x.caused_by;
+            if (x.failed()) {  // failed, or silent
+              cause = x.cause();
               Fail(ErrorKind::kUnavailable, "stopped ({} failed)", cause);
             }
             if (control::PhaseRank(x.phase) < control::PhaseRank("down")) others_down = false;
@@ -1019,9 +1019,9 @@ class Agent {
   // member's phase ("error" after a rollback, "done" after a completed commit; "" for none)
   // and, for an error, why.
   std::string interrupted_phase_;
+  std::string interrupted_msg_;
   // Work for the worker thread that waits until it is free (main thread only).
   std::deque<std::pair<control::Command, std::function<void(const control::Command&)>>> deferred_;
-  std::string interrupted_msg_;
   std::thread worker_;
 };
 

@@ -158,13 +158,12 @@ RestoreStatus ReadRestoreStatus(const storage::Storage& st, const std::string& r
   for (bool follow_ons : {false, true}) {
     for (const auto& n : s.nodes) {
       if (n.error.empty() || n.caused_by.empty() == follow_ons) continue;
-      std::string who = n.replset + "/" + n.host;
       auto it = std::find_if(reasons.begin(), reasons.end(),
                              [&](const auto& r) { return r.second == n.error; });
       if (it == reasons.end()) {
-        reasons.emplace_back(who, n.error);
+        reasons.emplace_back(n.id(), n.error);
       } else {
-        it->first += ", " + who;
+        it->first += ", " + n.id();
       }
     }
   }

@@ -44,6 +44,12 @@ struct NodeRestoreStatus {
   // Download progress (bytes of the backup's files written into the staging directory).
   int64_t bytes_done = 0;
   int64_t bytes_total = 0;
+
+  std::string id() const { return replset + "/" + host; }
+  // Failed (or silent) and not done.
+  bool failed() const { return phase == "error" || (!error.empty() && phase != "done"); }
+  // The member whose failure this one's comes from: caused_by, or this member itself.
+  std::string cause() const { return caused_by.empty() ? id() : caused_by; }
 };
 
 struct RestoreStatus {

@@ -181,26 +181,22 @@ void MongodProcess::Start() {
 }
 
 bool MongodProcess::IsOurs(const mongo::Client& c) const {
-  mongo::Json status, opts;
-  try {
-    status = c.RunCommand("admin", {{"serverStatus", 1}});
-    opts = c.RunCommand("admin", {{"getCmdLineOpts", 1}});
-  } catch (const mongo::CommandError&) {
-    // A server that refuses the commands (one that wants authentication, say) is not the
-    // mongod we started; any other failure (a timeout under load) is retried by the caller.
-    return false;
-  }
   // Our child's pid; or, if the binary is a wrapper that forked it, our dbpath (only when
-  // absolute: a relative one is relative to that process's directory, not ours).
-  if (status.contains("pid") && status["pid"].is_number_integer() &&
-      status["pid"].get<int64_t>() == pid_) {
-    return true;
-  }
-  const mongo::Json* parsed = opts.contains("parsed") ? &opts["parsed"] : nullptr;
+  // absolute: a relative one is relative to that process's directory, not ours). A server that
+  // refuses the commands (one that wants authentication, say) is not the mongod we started;
+  // any other failure (a timeout under load) is retried by the caller.
   std::string dbpath;
-  if (parsed && parsed->contains("storage") && (*parsed)["storage"].contains("dbPath") &&
-      (*parsed)["storage"]["dbPath"].is_string()) {
-    dbpath = (*parsed)["storage"]["dbPath"].get<std::string>();
+  try {
+    mongo::Json status = c.RunCommand("admin", {{"serverStatus", 1}});
+    auto pid = status.find("pid");
+    if (pid != status.end() && pid->is_number_integer() && pid->get<int64_t>() == pid_) {
+      return true;
+    }
+    mongo::Json opts = c.RunCommand("admin", {{"getCmdLineOpts", 1}});
+    const mongo::Json::json_pointer at("/parsed/storage/dbPath");
+    if (opts.contains(at) && opts[at].is_string()) dbpath = opts[at].get<std::string>();
+  } catch (const mongo::CommandError&) {
+    return false;
   }
   std::error_code ec;
   return !dbpath.empty() && dbpath[0] == '/' &&

@@ -32,6 +32,7 @@ _PORTS_HANDED_OUT = set()
 # not be handed to the other).
 _PORT_DIR = os.path.join(tempfile.gettempdir(), "psmdb-test-ports")
 _PORT_LOCKS = []
+_REGISTRY_WARNED = []
 
 
 def _ephemeral_low():
@@ -59,9 +60,6 @@ def _registry_fd(port):
             print("harness: port registry %s unusable (%s); ports are unique within this "
                   "process only" % (_PORT_DIR, e), file=sys.stderr)
         return None
-
-
-_REGISTRY_WARNED = []
 
 
 def _claim(port):
